@@ -1,0 +1,117 @@
+"""Config -> train / val / test LiftingDatasets (reading, splitting, caching).
+
+Splits: ``train`` = training subjects minus held-out sequences, ``val`` = those held-out
+sequences (model selection, DATASET.val_fraction of the training sequences, picked
+deterministically), ``test`` = test subjects (with the corrupted S9 sequences excluded when
+DATASET.exclude_corrupted).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
+                          cached_arrays)
+from lib.geometry.skeleton import CORRUPTED_SEQUENCES
+
+log = logging.getLogger("pose")
+
+SPLITS = ("train", "val", "test")
+
+
+def ensure_synthetic(cfg):
+    """Generate the synthetic default under DATASET.root if it is asked for and absent."""
+    if not cfg.DATASET.synthetic:
+        return
+    root = Path(cfg.DATASET.root)
+    if (root / "manifest.json").is_file():
+        return
+    from data.synthesize import generate_synthetic_h36m
+    log.info("synthetic Human3.6M not found under %s: generating it (one-off)", root)
+    generate_synthetic_h36m(out_dir=root)
+
+
+def source_files(cfg, subjects) -> list:
+    root = Path(cfg.DATASET.root)
+    if cfg.DATASET.format == "json":
+        ann = root / "Human36M" / "annotations"
+        files = []
+        for s in subjects:
+            for part in ("data", "camera", "joint_3d"):
+                files.append(ann / f"Human36M_subject{s}_{part}.json")
+            for part in ("smpl_param", "smpl_camera"):
+                p = ann / f"Human36M_subject{s}_{part}.json"
+                if p.is_file():
+                    files.append(p)
+                    break
+        return [f for f in files if f.is_file()]
+    files = [root / "data_3d_h36m.npz", root / f"data_2d_h36m_{cfg.DATASET.keypoints}.npz"]
+    return [f for f in files if f.is_file()]
+
+
+def read_corpus(cfg, subjects):
+    if cfg.DATASET.format == "json":
+        from data.Human36M.coco_json import read_h36m_json
+        return read_h36m_json(cfg.DATASET.root, subjects=subjects)
+    from data.h36m_npz import read_h36m_npz
+    return read_h36m_npz(cfg.DATASET.root, keypoints=cfg.DATASET.keypoints, subjects=subjects)
+
+
+def validation_keys(corpus, fraction: float) -> set:
+    """Every k-th training sequence (sorted by key), k = round(1/fraction)."""
+    if fraction <= 0:
+        return set()
+    keys = sorted(s.key for s in corpus.sequences)
+    step = max(2, int(round(1.0 / fraction)))
+    return set(keys[step // 2::step])
+
+
+def _distort(cfg) -> bool:
+    if cfg.DATASET.distort_projection is not None:
+        return bool(cfg.DATASET.distort_projection)
+    return cfg.DATASET.format == "npz"
+
+
+def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
+    """LiftingDatasets for the requested splits; mesh targets when ``mesh`` is given."""
+    ensure_synthetic(cfg)
+    d = cfg.DATASET
+    out = {}
+    want_train = bool({"train", "val"} & set(splits))
+    corpora = {}
+    if want_train:
+        corpora["train"] = read_corpus(cfg, list(d.train_subjects))
+    if "test" in splits:
+        corpora["test"] = read_corpus(cfg, list(d.test_subjects))
+    val_keys = validation_keys(corpora["train"], d.val_fraction) if want_train else set()
+    if "val" in splits and not val_keys:
+        splits = [s for s in splits if s != "val"]
+    mesh_extra = {"mesh": mesh.fingerprint if mesh is not None else None,
+                  "keypoints": d.keypoints, "format": d.format}
+    for split in splits:
+        if split == "train":
+            corpus, stride = corpora["train"], d.train_stride
+            exclude = tuple(val_keys)
+        elif split == "val":
+            base = corpora["train"]
+            corpus = base.select(exclude=[s.key for s in base.sequences if s.key not in val_keys])
+            stride, exclude = d.test_stride, ()
+        else:
+            corpus, stride = corpora["test"], d.test_stride
+            exclude = tuple(CORRUPTED_SEQUENCES) if d.exclude_corrupted else ()
+        spec = LiftingSpec(num_joints=d.num_joints, stride=stride, distort=_distort(cfg),
+                           require_smpl=d.require_smpl and mesh is not None,
+                           exclude=exclude, with_mesh=mesh is not None)
+        subjects = sorted({s.subject for s in corpus.sequences})
+        sources = source_files(cfg, subjects)
+        extra = dict(mesh_extra, val_keys=sorted(val_keys) if split == "val" else None)
+        arrays = cached_arrays(cfg.cache_dir, split, sources, spec,
+                               lambda: build_arrays(corpus, spec, mesh), extra=extra)
+        st = arrays["stats"]
+        log.info("%s split: %d samples from %d sequences (stride %d); excluded %d sequences "
+                 "(%d frames); frames without SMPL fit: %d (dropped %d); [%s]", split,
+                 st["samples"], st["sequences"], stride, st["excluded_sequences"],
+                 st["excluded_frames"], st["no_smpl_frames"], st["dropped_no_smpl"],
+                 st.get("cache", ""))
+        out[split] = LiftingDataset(arrays, name=split)
+    return out

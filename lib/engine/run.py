@@ -1,0 +1,193 @@
+"""What main/train.py and main/test.py do, as functions (tests call them directly)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib.config import ConfigError, load_config
+from lib.engine.devices import DeviceError, cleanup, setup_runtime, wrap_model
+from lib.engine.evaluate import compute_metrics, predict, protocol_card, report
+from lib.engine.trainer import Trainer, TrainingDiverged
+from lib.experiment import (CheckpointError, Experiment, load_checkpoint, load_model_weights,
+                            seed_everything, setup_logging)
+from lib.models.utils import count_parameters
+from lib.registry import ModelContext, build_model, model_entry
+
+USER_ERRORS = (ConfigError, CheckpointError, DeviceError, TrainingDiverged, FileNotFoundError,
+               ValueError)
+
+
+def common_parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--cfg", required=True, help="experiment YAML, e.g. asset/yaml/HGN_synthetic_train.yml")
+    p.add_argument("--gpu", default=None, help="GPU ids for DataParallel, e.g. 0,1 (default: CPU)")
+    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
+                   help="config overrides as KEY VALUE pairs, e.g. TRAIN.epochs 3")
+    return p
+
+
+def run_cli(fn, argv=None):
+    """Run ``fn(argv)``; user errors become one readable paragraph and exit code 2."""
+    try:
+        return fn(argv)
+    except USER_ERRORS as exc:
+        name = type(exc).__name__
+        msg = textwrap.fill(f"error ({name}): {exc}", width=100, break_long_words=False,
+                            break_on_hyphens=False)
+        print(msg, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _prepare(cfg, runtime):
+    if cfg.TRAIN.num_threads:
+        torch.set_num_threads(cfg.TRAIN.num_threads)
+    seed_everything(cfg.seed)
+    ctx = ModelContext(cfg)
+    entry = model_entry(cfg.MODEL.name)
+    mesh = ctx.mesh_targets() if entry.needs_mesh else None
+    return ctx, mesh
+
+
+def _build(cfg, ctx, runtime, log):
+    model = build_model(cfg, ctx)
+    log.info("model %s: %s parameters", cfg.MODEL.name, f"{count_parameters(model):,}")
+    model = model.to(runtime.device)
+    if cfg.TRAIN.compile:
+        model = torch.compile(model)
+    return model
+
+
+def train_main(argv=None):
+    p = common_parser("Train a pose-lifting model (HGN, GraphSH, SemGCN, Martinez).")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from (same config)")
+    args = p.parse_args(argv)
+    cfg = load_config(args.cfg, args.opts)
+    rt = setup_runtime(args.gpu)
+    exp = Experiment.start(cfg) if rt.is_main else None
+    log = setup_logging(exp.dir if exp else None, rank=rt.rank)
+    try:
+        if exp:
+            log.info("run folder: %s", exp.dir)
+        log.info("device: %s", rt.describe())
+        ctx, mesh = _prepare(cfg, rt)
+        datasets = _datasets(cfg, ("train", "val", "test"), mesh)
+        model = _build(cfg, ctx, rt, log)
+        model = wrap_model(model, rt)
+        trainer = Trainer(cfg, model, datasets, rt, exp, log)
+        if args.resume:
+            trainer.resume(args.resume)
+        from lib.vis.curves import plot_training_curves
+        summary = trainer.fit(plot_fn=plot_training_curves)
+        if rt.is_main:
+            result = _final_test(cfg, trainer, datasets["test"], log)
+            summary.update(result)
+            summary["train_samples_per_s_last_epoch"] = getattr(trainer, "last_epoch_rate", None)
+            exp.write_metrics(summary)
+            log.info("metrics: %s", exp.dir / "metrics.json")
+        return summary
+    finally:
+        cleanup(rt)
+
+
+def _datasets(cfg, splits, mesh):
+    from data.build import build_datasets
+    return build_datasets(cfg, splits=splits, mesh=mesh)
+
+
+def _final_test(cfg, trainer, test_ds, log) -> dict:
+    metrics = trainer.evaluate("test")
+    log.info("final model on the test split:\n%s\n%s", report(metrics),
+             protocol_card(cfg, "test", test_ds))
+    return {"test_mpjpe": metrics["mpjpe"], "test_pa_mpjpe": metrics["pa_mpjpe"],
+            "test_table": metrics["table"]}
+
+
+def resolve_weight_path(cfg) -> str:
+    """TEST.weight_path, where 'latest' means the newest run's final.pth.tar of this model."""
+    path = cfg.TEST.weight_path
+    if path != "latest":
+        return path
+    runs = sorted(Path(cfg.output_dir).glob("exp_*/checkpoint/final.pth.tar"),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in runs:
+        saved = Path(candidate).parents[1] / "config.yml"
+        try:
+            import yaml
+            name = yaml.safe_load(saved.read_text())["MODEL"]["name"]
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+        if name == cfg.MODEL.name:
+            return str(candidate)
+    raise CheckpointError(f"TEST.weight_path is 'latest' but no finished {cfg.MODEL.name} run "
+                          f"(experiment/exp_*/checkpoint/final.pth.tar) exists under "
+                          f"'{cfg.output_dir}'. Train one first, or pass --weights PATH.")
+
+
+def describe_checkpoint(ckpt: dict) -> str:
+    """'official HGN' when it carries the original code's keys and no framework version."""
+    if "version" in ckpt:
+        return f"this framework's checkpoint (version {ckpt['version']}, epoch {ckpt.get('epoch')})"
+    return f"checkpoint without framework metadata (official-format, epoch {ckpt.get('epoch', '?')})"
+
+
+def test_main(argv=None):
+    p = common_parser("Evaluate a trained model on the test split.")
+    p.add_argument("--weights", default=None, help="checkpoint (overrides TEST.weight_path)")
+    args = p.parse_args(argv)
+    cfg = load_config(args.cfg, args.opts)
+    if args.weights:
+        cfg.TEST.weight_path = args.weights
+    rt = setup_runtime(args.gpu)
+    exp = Experiment.start(cfg)
+    log = setup_logging(exp.dir)
+    try:
+        log.info("run folder: %s", exp.dir)
+        ctx, mesh = _prepare(cfg, rt)
+        ckpt = load_checkpoint(resolve_weight_path(cfg))
+        datasets = _datasets(cfg, ("test",), mesh)
+        model = build_model(cfg, ctx)
+        log.info("model %s: %s parameters", cfg.MODEL.name, f"{count_parameters(model):,}")
+        kind = _load_weights(model, ckpt, cfg)
+        log.info("loaded %s: %s", ckpt["path"], kind)
+        model = wrap_model(model, rt)
+        ds = datasets["test"]
+        t0 = time.perf_counter()
+        pred = predict(model, ds, rt.device, batch_size=cfg.TEST.batch_size,
+                       flip_test=cfg.TEST.flip_test)
+        elapsed = time.perf_counter() - t0
+        metrics = compute_metrics(pred["pose"], ds)
+        card = protocol_card(cfg, "test", ds)
+        print(report(metrics))
+        print(card)
+        log.info("test: MPJPE %.2f mm, PA-MPJPE %.2f mm (%.0f poses/s)", metrics["mpjpe"],
+                 metrics["pa_mpjpe"], len(ds) / max(elapsed, 1e-9))
+        out = {"checkpoint": ckpt["path"], "checkpoint_kind": kind, "test_mpjpe": metrics["mpjpe"],
+               "test_pa_mpjpe": metrics["pa_mpjpe"], "test_table": metrics["table"],
+               "protocol": card, "poses_per_s": len(ds) / max(elapsed, 1e-9)}
+        exp.write_metrics(out)
+        if cfg.TEST.vis:
+            from lib.engine.visualize import write_visuals
+            written = write_visuals(cfg, ctx, ds, pred, metrics, exp.vis_dir)
+            log.info("wrote %d files to %s", len(written), exp.vis_dir)
+        return out
+    finally:
+        cleanup(rt)
+
+
+def _load_weights(model, ckpt, cfg) -> str:
+    kind = describe_checkpoint(ckpt)
+    state = ckpt["model_state_dict"]
+    if cfg.MODEL.name == "HGN":
+        from lib.models.official_hgn import convert_official_state_dict
+        state, official = convert_official_state_dict(state, model)
+        if official and "version" not in ckpt:
+            kind = "official HGN checkpoint (public BMVC 2021 code)"
+    load_model_weights(model, state, f"checkpoint '{ckpt['path']}'")
+    return kind

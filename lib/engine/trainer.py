@@ -1,0 +1,237 @@
+"""The training loop every model runs through."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data.lifting import BatchLoader
+from lib.engine.evaluate import compute_metrics, flip_inputs, flip_outputs, predict
+from lib.experiment import (load_checkpoint, load_model_weights, save_checkpoint, set_rng_state,
+                            get_logger, unwrap)
+from lib.geometry.skeleton import skeleton_for_joints
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def build_optimizer(cfg, params):
+    t = cfg.TRAIN
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def build_scheduler(cfg, optimizer):
+    t = cfg.TRAIN
+    if t.scheduler == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(t.lr_step),
+                                                    gamma=t.lr_factor)
+    if t.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.lr_factor,
+                                                          patience=t.plateau_patience)
+    return None
+
+
+def lifting_loss(out: dict, batch: dict, cfg) -> tuple:
+    """w_pose*MSE(joints) + w_fine*MSE(mesh_fine) + w_mid*MSE(mesh_mid), metres.
+
+    Mesh terms use only the samples that have a mesh target (imported mocap has none).
+    """
+    w = cfg.LOSS
+    pose = F.mse_loss(out["pose"].float(), batch["target_3d"])
+    total = w.pose_weight * pose
+    parts = {"pose": pose.detach()}
+    if "mesh_fine" in out and "mesh_fine" in batch:
+        has = batch["has_mesh"]
+        if bool(has.any()):
+            for name, weight in (("mesh_fine", w.mesh_fine_weight), ("mesh_mid", w.mesh_mid_weight)):
+                term = F.mse_loss(out[name][has].float(), batch[name][has])
+                total = total + weight * term
+                parts[name] = term.detach()
+    return total, parts
+
+
+class Trainer:
+    def __init__(self, cfg, model, datasets, runtime, experiment=None, log=None):
+        self.cfg = cfg
+        self.rt = runtime
+        self.model = model
+        self.datasets = datasets
+        self.exp = experiment
+        self.log = log or get_logger()
+        self.optimizer = build_optimizer(cfg, model.parameters())
+        self.scheduler = build_scheduler(cfg, self.optimizer)
+        self.start_epoch = 1
+        self.train_log = []
+        self.eval_log = {"split": self.selection_split, "mpjpe": [], "pa_mpjpe": []}
+        self.best = math.inf
+        self.best_epoch = None
+        self.global_step = 0
+        self.amp_dtype = None
+        if cfg.TRAIN.amp and runtime.device.type == "cuda":
+            self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        ds = datasets["train"]
+        self.loader = BatchLoader(ds, cfg.TRAIN.batch_size, shuffle=cfg.TRAIN.shuffle,
+                                  seed=cfg.seed, rank=runtime.rank,
+                                  world_size=runtime.world_size, drop_last=False,
+                                  max_batches=cfg.TRAIN.max_steps_per_epoch)
+        self.flip_perm = torch.as_tensor(skeleton_for_joints(ds.num_joints).flip_permutation,
+                                         device=runtime.device)
+        if cfg.TRAIN.flip_aug and ds.has_mesh:
+            raise ValueError("TRAIN.flip_aug mirrors joints only; it cannot mirror the coarse-"
+                             "mesh targets of this model. Set TRAIN.flip_aug false.")
+
+    @property
+    def selection_split(self) -> str:
+        if self.cfg.TRAIN.select_on == "val" and "val" in self.datasets:
+            return "val"
+        return "test"
+
+    # ------------------------------------------------------------------ resume
+    def resume(self, path):
+        ckpt = load_checkpoint(path)
+        load_model_weights(self.model, ckpt["model_state_dict"], f"checkpoint '{path}'")
+        if ckpt.get("optim_state_dict"):
+            self.optimizer.load_state_dict(ckpt["optim_state_dict"])
+        if self.scheduler is not None and ckpt.get("scheduler_state_dict"):
+            self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        if ckpt.get("rng_state"):
+            set_rng_state(ckpt["rng_state"])
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        self.train_log = list(ckpt.get("train_log") or [])
+        self.eval_log = dict(ckpt.get("test_log") or self.eval_log)
+        trainer_state = ckpt.get("trainer_state", {})
+        self.best = trainer_state.get("best", math.inf)
+        self.best_epoch = trainer_state.get("best_epoch")
+        self.global_step = trainer_state.get("global_step", 0)
+        self.log.info("resumed from %s at epoch %d", path, self.start_epoch)
+
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, epoch: int) -> float:
+        cfg, dev = self.cfg, self.rt.device
+        self.model.train()
+        self.loader.set_epoch(epoch)
+        total, count = 0.0, 0
+        t0 = time.perf_counter()
+        bar = tqdm(self.loader, total=len(self.loader), desc=f"epoch {epoch}/{cfg.TRAIN.epochs}",
+                   disable=not self.rt.is_main, mininterval=1.0, leave=False, dynamic_ncols=True)
+        for i, batch in enumerate(bar):
+            batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+            if cfg.TRAIN.flip_aug:
+                batch = self._flip_half(batch)
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                out = self.model(batch["input_2d"])
+                loss, parts = lifting_loss(out, batch, cfg)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the training loss became {loss.item()} at epoch {epoch}, step {i}. "
+                    f"Training stopped; the last good checkpoint is the newest file in "
+                    f"{self.exp.checkpoint_dir if self.exp else 'the checkpoint folder'}. "
+                    f"Lower TRAIN.lr, keep TRAIN.max_norm > 0, or check the input data for "
+                    f"NaN/inf.")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.TRAIN.max_norm > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.TRAIN.max_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.global_step += 1
+            if self.scheduler is not None and cfg.TRAIN.step_unit == "iteration" \
+                    and cfg.TRAIN.scheduler == "step":
+                self.scheduler.step()
+            n = len(batch["input_2d"])
+            total += parts["pose"].item() * n
+            count += n
+            if self.rt.is_main and (i % 10 == 0):
+                rate = count / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{total / count:.5f}",
+                                mpjpe=f"{1000 * math.sqrt(3 * total / count):.1f}mm~",
+                                rate=f"{rate:.0f}/s")
+            if self.rt.is_main and cfg.TRAIN.print_freq and i and i % cfg.TRAIN.print_freq == 0:
+                self.log.info("epoch %d (%d/%d) joint loss %.6f", epoch, i, len(self.loader),
+                              total / count)
+        bar.close()
+        mean = total / max(count, 1)
+        if self.rt.distributed:
+            t = torch.tensor([total, count], dtype=torch.float64, device=dev)
+            torch.distributed.all_reduce(t)
+            mean = (t[0] / t[1].clamp(min=1)).item()
+        self.last_epoch_rate = count / max(time.perf_counter() - t0, 1e-9)
+        return mean
+
+    def _flip_half(self, batch):
+        n = len(batch["input_2d"])
+        sel = torch.rand(n, device=batch["input_2d"].device) < 0.5
+        if not bool(sel.any()):
+            return batch
+        batch = dict(batch)
+        for key, fn in (("input_2d", flip_inputs), ("target_3d", flip_outputs)):
+            v = batch[key].clone()
+            v[sel] = fn(v[sel], self.flip_perm)
+            batch[key] = v
+        return batch
+
+    def evaluate(self, split: str) -> dict:
+        ds = self.datasets[split]
+        model = unwrap(self.model) if self.rt.distributed else self.model
+        pred = predict(model, ds, self.rt.device, batch_size=self.cfg.TEST.batch_size,
+                       flip_test=self.cfg.TEST.flip_test, amp_dtype=self.amp_dtype)
+        return compute_metrics(pred["pose"], ds)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, plot_fn=None) -> dict:
+        cfg = self.cfg
+        split = self.selection_split
+        for epoch in range(self.start_epoch, cfg.TRAIN.epochs + 1):
+            t0 = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            if self.scheduler is not None and cfg.TRAIN.step_unit == "epoch" \
+                    and cfg.TRAIN.scheduler == "step":
+                self.scheduler.step()
+            self.train_log.append(loss)
+            if not self.rt.is_main:
+                continue
+            metrics = self.evaluate(split)
+            if self.scheduler is not None and cfg.TRAIN.scheduler == "plateau":
+                self.scheduler.step(metrics["mpjpe"])
+            self.eval_log["mpjpe"].append(metrics["mpjpe"])
+            self.eval_log["pa_mpjpe"].append(metrics["pa_mpjpe"])
+            improved = metrics["mpjpe"] < self.best
+            if improved:
+                self.best, self.best_epoch = metrics["mpjpe"], epoch
+            self.log.info("epoch %d: train joint loss %.6f | %s MPJPE %.2f mm, PA-MPJPE %.2f mm%s"
+                          " | %.0f samples/s, %.1f s, lr %.2e", epoch, loss, split,
+                          metrics["mpjpe"], metrics["pa_mpjpe"], " (best)" if improved else "",
+                          self.last_epoch_rate, time.perf_counter() - t0,
+                          self.optimizer.param_groups[0]["lr"])
+            if self.exp is not None:
+                self._save(epoch, improved)
+                if plot_fn is not None:
+                    plot_fn(self.train_log, self.eval_log, self.exp.graph_dir)
+        return {"best_epoch": self.best_epoch, "best_" + split + "_mpjpe": self.best,
+                "train_log": self.train_log, "eval_log": self.eval_log}
+
+    def _save(self, epoch, improved):
+        cfg = self.cfg
+        kw = dict(epoch=epoch, model=self.model, optimizer=self.optimizer,
+                  scheduler=self.scheduler, train_log=self.train_log, test_log=self.eval_log,
+                  cfg=cfg, extra={"trainer_state": {"best": self.best,
+                                                    "best_epoch": self.best_epoch,
+                                                    "global_step": self.global_step}})
+        d = self.exp.checkpoint_dir
+        if cfg.TRAIN.save_every and epoch % cfg.TRAIN.save_every == 0:
+            save_checkpoint(d / f"checkpoint{epoch}.pth.tar", **kw)
+        if improved:
+            save_checkpoint(d / "best.pth.tar", **kw)
+        if epoch == cfg.TRAIN.epochs:
+            save_checkpoint(d / "final.pth.tar", **kw)

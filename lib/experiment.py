@@ -1,0 +1,225 @@
+"""The run folder (experiment/exp_<local time>/), its log, metrics and checkpoints.
+
+The folder is created when a run starts, never at import, and never replaces another run's
+folder: a name clash within the same second gets a numeric suffix. Checkpoints are written
+atomically (temp file + rename) and load on CPU whatever device wrote them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib import __version__
+from lib.config import save_config
+
+LOG_NAME = "pose"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: missing, corrupt, or from another architecture."""
+
+
+def create_run_dir(output_dir="experiment", now=None) -> Path:
+    """experiment/exp_YYYY-MM-DD_HH-MM-SS (local time) with checkpoint/, graph/, vis/."""
+    now = now or _dt.datetime.now()
+    base = Path(output_dir) / f"exp_{now:%Y-%m-%d_%H-%M-%S}"
+    run, n = base, 1
+    while True:
+        try:
+            run.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            n += 1
+            run = base.with_name(f"{base.name}_{n}")
+    for sub in ("checkpoint", "graph", "vis"):
+        (run / sub).mkdir()
+    return run
+
+
+def setup_logging(run_dir=None, rank=0) -> logging.Logger:
+    """Console (rank 0 only) and run_dir/log.txt handlers on the 'pose' logger."""
+    log = logging.getLogger(LOG_NAME)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    if rank == 0:
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(fmt)
+        log.addHandler(console)
+        if run_dir is not None:
+            fh = logging.FileHandler(Path(run_dir) / "log.txt")
+            fh.setFormatter(fmt)
+            log.addHandler(fh)
+    else:
+        log.addHandler(logging.NullHandler())
+    return log
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOG_NAME)
+
+
+class Experiment:
+    """Everything a run writes goes through here (only rank 0 writes)."""
+
+    def __init__(self, cfg, run_dir: Path):
+        self.cfg = cfg
+        self.dir = Path(run_dir)
+        self.checkpoint_dir = self.dir / "checkpoint"
+        self.graph_dir = self.dir / "graph"
+        self.vis_dir = self.dir / "vis"
+        save_config(cfg, self.dir / "config.yml")
+
+    @classmethod
+    def start(cls, cfg):
+        return cls(cfg, create_run_dir(cfg.output_dir))
+
+    def write_metrics(self, metrics: dict, name="metrics.json"):
+        _atomic_write_text(self.dir / name, json.dumps(metrics, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+def _atomic_write_text(path: Path, text: str):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- RNG state
+def seed_everything(seed: int):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def unwrap(model):
+    """The bare module inside DataParallel / DistributedDataParallel / torch.compile."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def strip_module_prefix(state_dict: dict) -> dict:
+    """Remove the 'module.' (DataParallel) and '_orig_mod.' (compile) prefixes."""
+    out = {}
+    for k, v in state_dict.items():
+        while k.startswith("module.") or k.startswith("_orig_mod."):
+            k = k.split(".", 1)[1]
+        out[k] = v
+    return out
+
+
+def save_checkpoint(path, *, epoch, model, optimizer=None, scheduler=None, train_log=None,
+                    test_log=None, cfg=None, extra=None):
+    """Write a checkpoint dict (keys as DESIGN.md section 4) atomically."""
+    state = {
+        "epoch": epoch,
+        "model_state_dict": strip_module_prefix(unwrap(model).state_dict()),
+        "optim_state_dict": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
+        "rng_state": rng_state(),
+        "train_log": train_log if train_log is not None else [],
+        "test_log": test_log if test_log is not None else {},
+        "config": cfg.to_dict() if cfg is not None else None,
+        "version": __version__,
+    }
+    if extra:
+        state.update(extra)
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """Load on CPU; clear errors for a missing or corrupt file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "final.pth.tar"
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint '{path}' does not exist. Train a model first (python main/train.py "
+            f"--cfg ...; checkpoints go to experiment/exp_*/checkpoint/) or set "
+            f"TEST.weight_path to an existing .pth.tar file.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for truncated/corrupt files
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch checkpoint "
+                              f"({type(exc).__name__}: {exc}).") from None
+    if isinstance(ckpt, dict) and "model_state_dict" not in ckpt and "state_dict" in ckpt:
+        ckpt = dict(ckpt, model_state_dict=ckpt["state_dict"])
+    if not isinstance(ckpt, dict) or "model_state_dict" not in ckpt:
+        if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            ckpt = {"model_state_dict": ckpt}   # a bare state dict
+        else:
+            raise CheckpointError(f"checkpoint '{path}' has no 'model_state_dict' "
+                                  f"(keys: {sorted(ckpt)[:10] if isinstance(ckpt, dict) else type(ckpt)})")
+    ckpt["model_state_dict"] = strip_module_prefix(ckpt["model_state_dict"])
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def load_model_weights(model, state_dict: dict, source: str = "checkpoint"):
+    """load_state_dict(strict) with an error that names missing/unexpected/mis-shaped keys."""
+    target = unwrap(model)
+    own = target.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(state_dict)
+                    if hasattr(state_dict[k], "shape") and state_dict[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        def head(items):
+            return ", ".join(items[:6]) + (f" ... (+{len(items) - 6})" if len(items) > 6 else "")
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {head(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {head(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {head(shapes)}")
+        raise CheckpointError(f"{source} does not fit the model "
+                              f"'{type(target).__name__}' built from the config: "
+                              + "; ".join(parts) + ". Check MODEL.* in the config (and the "
+                              "graphs it builds) against the run that wrote the checkpoint.")
+    target.load_state_dict(state_dict, strict=True)
