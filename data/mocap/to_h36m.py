@@ -1,0 +1,165 @@
+"""CMU (ASF/AMC) motion capture -> Human3.6M joint sets, world frame and cameras.
+
+Joint mapping (CMU bone names; a bone starts where its parent ends). H36M-32 index: point.
+Indices follow ``lib.geometry.skeleton.H36M32``; the H36M-17 set is its usual reduction.
+
+====  ==================  ============================================================
+ 32   H36M joint          CMU point
+====  ==================  ============================================================
+  0   Hip (Pelvis)        root
+  1   RHip                rfemur start (end of rhipjoint)
+  2   RKnee               rtibia start
+  3   RFoot (ankle)       rfoot start
+  4   RToe                rtoes start (ball of the foot)
+  5   RSite               rtoes end
+ 6-10 left leg            the same on lhipjoint/lfemur/ltibia/lfoot/ltoes
+ 11   Spine               upperback start (end of lowerback)
+ 12   Thorax (17: Torso)  thorax start (end of upperback, ~23 cm above the root)
+ 13   Neck/Nose (17: Neck) lowerneck start (end of thorax, base of the neck)
+ 14   Head (17: Nose)     head start (end of upperneck)
+ 15   HeadSite (17: Head) head end
+ 16   LShoulderAnchor     lclavicle start (= 13)
+ 17   LShoulder           lhumerus start
+ 18   LElbow              lradius start
+ 19   LWrist              lhand start (CMU's radius + wrist bones make the forearm)
+ 20   LHandAnchor         lhand start (= 19)
+ 21   LHandThumb          lthumb end
+ 22   LHandSite           lhand end (fingers' base)
+ 23   LHandThumbSite      lfingers end
+24-31 right arm           the same on the r* bones
+====  ==================  ============================================================
+
+The CMU frame is Y-up (x to the subject's left, z forward in the rest pose); it is rotated
+into H36M's Z-up world by (x, y, z) -> (x, -z, y), a proper rotation. Units become
+millimetres ((1/0.45) inch per CMU unit). Mesh targets do not exist for such data, so every
+Sequence has ``smpl=None`` (``Sequence.has_mesh`` is False): nothing is faked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence as Seq
+
+import numpy as np
+
+from data.corpus import PoseCorpus, Sequence
+from data.mocap.asf_amc import AmcMotion, AsfSkeleton, forward_kinematics, read_amc, read_asf
+from lib.geometry.camera import h36m_cameras
+from lib.geometry.skeleton import ACTION_IDX, KEEP_32_TO_17, canonical_action
+
+# (bone, 'start' | 'end') for every H36M-32 joint, in H36M32 order.
+H36M32_FROM_CMU = (
+    ("root", "end"),
+    ("rfemur", "start"), ("rtibia", "start"), ("rfoot", "start"), ("rtoes", "start"),
+    ("rtoes", "end"),
+    ("lfemur", "start"), ("ltibia", "start"), ("lfoot", "start"), ("ltoes", "start"),
+    ("ltoes", "end"),
+    ("upperback", "start"), ("thorax", "start"), ("lowerneck", "start"), ("head", "start"),
+    ("head", "end"),
+    ("lclavicle", "start"), ("lhumerus", "start"), ("lradius", "start"), ("lhand", "start"),
+    ("lhand", "start"), ("lthumb", "end"), ("lhand", "end"), ("lfingers", "end"),
+    ("rclavicle", "start"), ("rhumerus", "start"), ("rradius", "start"), ("rhand", "start"),
+    ("rhand", "start"), ("rthumb", "end"), ("rhand", "end"), ("rfingers", "end"),
+)
+# CMU Y-up -> H36M Z-up: X = x, Y = -z, Z = y (det +1).
+CMU_TO_H36M = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+# Points that may touch the floor: ankles, balls and tips of both feet (H36M-32 indices).
+FOOT_JOINTS_32 = (3, 4, 5, 8, 9, 10)
+CMU_FPS = 120.0
+H36M_FPS = 50.0
+
+
+@dataclass
+class ImportOptions:
+    joint_set: str = "h36m17"          # 'h36m17' or 'h36m32'
+    fps_out: Optional[float] = H36M_FPS  # None keeps the capture rate (CMU: 120 fps)
+    fps_in: float = CMU_FPS
+    camera_subject: int = 1            # whose published H36M calibration to film with
+    center: bool = True                # move the clip's mean root to the capture centre
+    on_floor: bool = True              # lowest foot point of the clip at z = 0
+    distort: bool = True               # 2D with the full lens model (like the GT 2D files)
+    max_frames: Optional[int] = None   # read only the first frames of each AMC (at fps_in)
+
+
+def cmu_to_h36m32(skeleton: AsfSkeleton, motion: Optional[AmcMotion] = None) -> np.ndarray:
+    """World joints (N, 32, 3) in mm, Z up, H36M-32 order (no floor or centring applied)."""
+    ends = forward_kinematics(skeleton, motion)
+    missing = sorted({b for b, _ in H36M32_FROM_CMU if b not in ends})
+    if missing:
+        raise ValueError(f"skeleton {skeleton.source or skeleton.name} lacks the CMU bones "
+                         f"{missing} needed for the H36M mapping")
+
+    def point(bone, where):
+        return ends[bone] if where == "end" else ends[skeleton.parent[bone]]
+
+    cmu = np.stack([point(b, w) for b, w in H36M32_FROM_CMU], axis=1) * skeleton.unit_mm
+    return cmu @ CMU_TO_H36M.T
+
+
+def place_in_capture_volume(joints32: np.ndarray, center: bool = True,
+                            on_floor: bool = True) -> np.ndarray:
+    """Shift a clip so its mean root is at world x = y = 0 and its lowest foot point at z = 0."""
+    out = joints32.copy()
+    if center:
+        out[..., :2] -= joints32[:, 0, :2].mean(axis=0)
+    if on_floor:
+        out[..., 2] -= joints32[:, list(FOOT_JOINTS_32), 2].min()
+    return out
+
+
+def project_all(joints_world: np.ndarray, cameras: Dict, distort: bool = True) -> Dict[int, np.ndarray]:
+    """cam_idx -> (N, J, 2) pixels through each camera."""
+    return {idx: cam.project(cam.world_to_camera(joints_world), distort=distort).astype(np.float32)
+            for idx, cam in cameras.items()}
+
+
+def clip_to_sequence(skeleton: AsfSkeleton, motion: AmcMotion, subject: int, action,
+                     subaction_idx: int = 1, options: ImportOptions = ImportOptions(),
+                     cameras: Optional[Dict] = None) -> Sequence:
+    """One AMC clip -> one :class:`Sequence` (world joints in mm and 2D in all cameras)."""
+    if options.joint_set not in ("h36m17", "h36m32"):
+        raise ValueError(f"joint_set must be 'h36m17' or 'h36m32', got '{options.joint_set}'")
+    action_idx = action if isinstance(action, int) else ACTION_IDX[canonical_action(action)]
+    if options.fps_out is not None and abs(options.fps_out - motion.fps) > 1e-9:
+        motion = motion.resample(options.fps_out)
+    joints = place_in_capture_volume(cmu_to_h36m32(skeleton, motion), options.center,
+                                     options.on_floor)
+    if options.joint_set == "h36m17":
+        joints = joints[:, list(KEEP_32_TO_17)]
+    cameras = cameras if cameras is not None else h36m_cameras(options.camera_subject)
+    frame_idx = np.asarray(motion.frame_numbers, dtype=np.int64)
+    frame_idx = frame_idx - frame_idx[0]
+    return Sequence(subject=subject, action_idx=action_idx, subaction_idx=subaction_idx,
+                    joints_world=joints.astype(np.float32), joint_set=options.joint_set,
+                    frame_idx=frame_idx,
+                    keypoints_2d=project_all(joints, cameras, options.distort),
+                    keypoints_2d_joint_set=options.joint_set, smpl=None)
+
+
+def import_clips(asf_path, amc_paths: Seq, subject: int = 1, actions="Walking",
+                 options: ImportOptions = ImportOptions()) -> PoseCorpus:
+    """Clips of one CMU subject -> a PoseCorpus with the cameras of ``options.camera_subject``.
+
+    ``actions`` is one H36M action (name or action_idx) for all clips or one per clip; clips
+    sharing an action get sub-action indices 1, 2, ... in the given order.
+    """
+    amc_paths = [Path(p) for p in amc_paths]
+    if not amc_paths:
+        raise ValueError("no AMC files given")
+    if isinstance(actions, (str, int)):
+        actions = [actions] * len(amc_paths)
+    if len(actions) != len(amc_paths):
+        raise ValueError(f"{len(actions)} actions for {len(amc_paths)} AMC files; give one "
+                         f"action for all clips or one per clip")
+    skeleton = read_asf(asf_path)
+    cameras = h36m_cameras(options.camera_subject)
+    seqs, next_sub = [], {}
+    for path, action in zip(amc_paths, actions):
+        motion = read_amc(path, skeleton, max_frames=options.max_frames, fps=options.fps_in)
+        seq = clip_to_sequence(skeleton, motion, subject, action, 1, options, cameras)
+        seq.subaction_idx = next_sub.get(seq.action_idx, 1)
+        next_sub[seq.action_idx] = seq.subaction_idx + 1
+        seqs.append(seq)
+    return PoseCorpus(sequences=seqs, cameras={subject: cameras},
+                      source=f"cmu-asf-amc:{Path(asf_path).name}:"
+                             + ",".join(p.name for p in amc_paths))
