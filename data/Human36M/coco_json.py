@@ -1,0 +1,465 @@
+"""Human3.6M in the COCO-style JSON layout of Moon et al. (used by HGN, Pose2Mesh, I2L-MeshNet).
+
+Files, per subject S, under ``<root>/Human36M/annotations/``:
+
+* ``Human36M_subject{S}_data.json``: COCO dict; ``images[]`` carry subject, action_idx,
+  subaction_idx, cam_idx, frame_idx, width, height; ``annotations[]`` carry bbox, keypoints_vis.
+* ``Human36M_subject{S}_camera.json``: ``{cam: {R, t (mm), f, c}}`` (no distortion; we also
+  accept and write optional ``k`` (3) and ``p`` (2) so a distorted calibration survives).
+* ``Human36M_subject{S}_joint_3d.json``: ``[action][subaction][frame]`` -> 17x3 world mm.
+* ``Human36M_subject{S}_smpl_param.json`` (or ``_smpl_camera.json``, the name in the HGN
+  README): ``[action][subaction][frame]`` -> {pose 72, shape 10, trans 3 or [[3]] (metres),
+  fitted_3d_pose 17x3}; frames without a fit have no entry.
+
+plus ``<root>/Human36M/J_regressor_h36m_correct.npy`` (17, V).
+
+The sequences are the (action_idx, subaction_idx) pairs of data.json, with the frames that
+data.json lists; action labels come from ``action_idx``, never from file names. Frames present
+in joint_3d.json / smpl_param.json but absent from data.json are ignored and counted in the log.
+Sequences whose SMPL file has no ``[action][subaction]`` entry get ``smpl=None``; sequences with
+an entry get SmplParams whose frames without a fit are ``valid=False`` with zero parameters.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from data.corpus import PoseCorpus, Sequence, SmplParams
+from data.errors import (DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error,
+                         require_file)
+from lib.geometry import h36m_calibration as calib
+from lib.geometry.camera import Camera
+from lib.geometry.skeleton import ACTION_NAME, convert_joints
+
+LOG = logging.getLogger(__name__)
+
+ANNOTATION_DIR = Path("Human36M") / "annotations"
+REGRESSOR_FILE = Path("Human36M") / "J_regressor_h36m_correct.npy"
+SMPL_FILE_KINDS = ("smpl_param", "smpl_camera")   # the code's name first, the README's second
+NUM_JOINTS = 17
+
+HOW_TO_GET_JSON = (
+    "download the HGN annotations (link in the HGN README, 'Annotations') and unzip them into "
+    "<root>/Human36M/annotations/; or convert VideoPose3D files with `python data/convert.py "
+    f"npz2json --src <npz dir> --dst <root>`; or {HOW_TO_SYNTHESIZE}")
+HOW_TO_GET_REGRESSOR = (
+    "it ships with the HGN/Pose2Mesh Human3.6M annotations (J_regressor_h36m_correct.npy, put it "
+    f"in <root>/Human36M/); or {HOW_TO_SYNTHESIZE}")
+
+_SUBJECT_FILE = re.compile(r"Human36M_subject(\d+)_data\.json$")
+_IMAGE_FIELDS = ("subject", "action_idx", "subaction_idx", "cam_idx", "frame_idx", "width",
+                 "height")
+
+
+# ----------------------------------------------------------------------------- paths
+def annotation_path(root, subject: int, kind: str) -> Path:
+    """``<root>/Human36M/annotations/Human36M_subject{S}_{kind}.json``."""
+    return Path(root) / ANNOTATION_DIR / f"Human36M_subject{int(subject)}_{kind}.json"
+
+
+def _smpl_path(root, subject: int) -> Path:
+    for kind in SMPL_FILE_KINDS:
+        path = annotation_path(root, subject, kind)
+        if path.is_file():
+            return path
+    raise missing_file_error(
+        annotation_path(root, subject, SMPL_FILE_KINDS[0]),
+        f"(also looked for {annotation_path(root, subject, SMPL_FILE_KINDS[1]).name}) "
+        + HOW_TO_GET_JSON)
+
+
+def available_subjects(root) -> List[int]:
+    """Subjects that have a data.json under ``root``."""
+    folder = Path(root) / ANNOTATION_DIR
+    if not folder.is_dir():
+        return []
+    found = (_SUBJECT_FILE.match(p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        raise missing_file_error(path, HOW_TO_GET_JSON)
+    try:
+        with open(path, "r") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, None, f"not valid JSON ({exc})") from None
+
+
+def _lookup(mapping, keys: Iterable, path: Path, what: str):
+    """mapping[k0][k1]...; a missing level raises DataFormatError naming the key path."""
+    node = mapping
+    done = []
+    for k in keys:
+        done.append(str(k))
+        if not isinstance(node, dict) or str(k) not in node:
+            raise DataFormatError(path, "/".join(done), f"missing {what}")
+        node = node[str(k)]
+    return node
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_images(path: Path, subject: int) -> np.ndarray:
+    """data.json -> int64 table (n_images, 7) with the columns of ``_IMAGE_FIELDS``."""
+    data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DataFormatError(path, "images", "missing; expected a COCO dict with images[]")
+    images = data["images"]
+    try:
+        table = np.array([[im[k] for k in _IMAGE_FIELDS] for im in images], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        for i, im in enumerate(images):
+            for k in _IMAGE_FIELDS:
+                if not isinstance(im, dict) or k not in im:
+                    raise DataFormatError(path, f"images[{i}].{k}", "missing") from None
+                if not isinstance(im[k], (int, float)) or isinstance(im[k], bool):
+                    raise DataFormatError(path, f"images[{i}].{k}",
+                                          f"expected a number, got {im[k]!r}") from None
+        raise
+    table = table.reshape(-1, len(_IMAGE_FIELDS))
+    bad = ~np.isfinite(table) | (table != np.round(table))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataFormatError(path, f"images[{i}].{_IMAGE_FIELDS[j]}",
+                              f"expected an integer, got {table[i, j]}")
+    table = table.astype(np.int64)
+    wrong_subject = np.flatnonzero(table[:, 0] != subject)
+    if len(wrong_subject):
+        i = wrong_subject[0]
+        raise DataFormatError(path, f"images[{i}].subject",
+                              f"unknown subject {table[i, 0]} in the file of subject {subject}")
+    unknown_action = np.flatnonzero(~np.isin(table[:, 1], list(ACTION_NAME)))
+    if len(unknown_action):
+        i = unknown_action[0]
+        raise DataFormatError(path, f"images[{i}].action_idx",
+                              f"unknown action index {table[i, 1]}; Human3.6M actions are "
+                              f"{min(ACTION_NAME)}..{max(ACTION_NAME)}")
+    return table
+
+
+def _read_cameras(path: Path, subject: int, images: np.ndarray) -> Dict[int, Camera]:
+    raw = _load_json(path)
+    if not isinstance(raw, dict):
+        raise DataFormatError(path, None, "expected a dict {cam_idx: {R, t, f, c}}")
+    shapes = {"R": (3, 3), "t": (3,), "f": (2,), "c": (2,)}
+    optional = {"k": (3,), "p": (2,)}
+    cameras = {}
+    for cam_key, record in raw.items():
+        if not str(cam_key).isdigit():
+            raise DataFormatError(path, str(cam_key), "camera keys must be camera indices")
+        cam = int(cam_key)
+        values = {}
+        for name, shape in {**shapes, **optional}.items():
+            if name not in record:
+                if name in optional:
+                    values[name] = np.zeros(shape)
+                    continue
+                raise DataFormatError(path, f"{cam_key}/{name}", "missing")
+            try:
+                arr = np.asarray(record[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                arr = np.empty(0)
+            if arr.shape != shape:
+                raise DataFormatError(path, f"{cam_key}/{name}",
+                                      f"expected shape {shape}, got {np.shape(record[name])}")
+            if not np.isfinite(arr).all():
+                raise DataFormatError(path, f"{cam_key}/{name}", "contains NaN/inf")
+            values[name] = arr
+        width, height = _camera_resolution(images, cam)
+        cameras[cam] = Camera(R=values["R"], t=values["t"], f=values["f"], c=values["c"],
+                              k=values["k"], p=values["p"], width=width, height=height,
+                              name=_camera_name(cam))
+    used = set(np.unique(images[:, 3]).tolist())
+    missing = sorted(used - set(cameras))
+    if missing:
+        raise DataFormatError(path, str(missing[0]), "missing camera used by images of the "
+                                                     "subject's data.json")
+    return cameras
+
+
+def _camera_resolution(images: np.ndarray, cam: int):
+    rows = images[images[:, 3] == cam]
+    if len(rows) == 0:  # a camera with no images: the published resolution, or 1000 x 1000
+        intr = calib.INTRINSICS[cam - 1] if 1 <= cam <= len(calib.INTRINSICS) else {}
+        return int(intr.get("res_w", 1000)), int(intr.get("res_h", 1000))
+    sizes = np.unique(rows[:, 5:7], axis=0)
+    if len(sizes) > 1:
+        LOG.warning("camera %d has images of %d different sizes; using %s", cam, len(sizes),
+                    sizes[0].tolist())
+    return int(sizes[0, 0]), int(sizes[0, 1])
+
+
+def _camera_name(cam: int) -> str:
+    """The H36M serial number of camera 1..4 (the JSON has no names)."""
+    if 1 <= cam <= len(calib.INTRINSICS):
+        return calib.INTRINSICS[cam - 1]["id"]
+    return str(cam)
+
+
+def _stack_frames(frames_dict: dict, frames: np.ndarray, path: Path, prefix: str,
+                  field: Optional[str], shape: tuple) -> np.ndarray:
+    """np.asarray of frames_dict[str(f)][field] for every f, with errors naming the frame."""
+    keys = [str(f) for f in frames.tolist()]
+    try:
+        rows = [frames_dict[k] if field is None else frames_dict[k][field] for k in keys]
+        arr = np.asarray(rows, dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        arr = None
+    if arr is None or arr.shape[1:] != shape:
+        for k in keys:
+            if k not in frames_dict:
+                raise DataFormatError(path, f"{prefix}/{k}", "missing frame listed in data.json")
+            entry = frames_dict[k]
+            if field is not None:
+                if not isinstance(entry, dict) or field not in entry:
+                    raise DataFormatError(path, f"{prefix}/{k}/{field}", "missing")
+                entry = entry[field]
+            try:
+                got = np.asarray(entry, dtype=np.float64).shape
+            except (TypeError, ValueError):
+                got = "ragged"
+            if got != shape:
+                key = f"{prefix}/{k}" + (f"/{field}" if field else "")
+                raise DataFormatError(path, key, f"expected shape {shape}, got {got}")
+        raise DataFormatError(path, prefix, f"cannot stack frames into shape (N, {shape})")
+    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    if bad.any():
+        key = f"{prefix}/{keys[int(np.argmax(bad))]}" + (f"/{field}" if field else "")
+        raise DataFormatError(path, key, f"contains NaN/inf ({int(bad.sum())} frames affected)")
+    return arr
+
+
+def _read_smpl(smpl_seq: dict, frames: np.ndarray, path: Path, prefix: str) -> SmplParams:
+    keys = [str(f) for f in frames.tolist()]
+    valid = np.array([k in smpl_seq for k in keys], dtype=bool)
+    n = len(frames)
+    pose, shape, trans = np.zeros((n, 72)), np.zeros((n, 10)), np.zeros((n, 3))
+    if valid.any():
+        fit_frames = frames[valid]
+        pose[valid] = _stack_frames(smpl_seq, fit_frames, path, prefix, "pose", (72,))
+        shape[valid] = _stack_frames(smpl_seq, fit_frames, path, prefix, "shape", (10,))
+        # trans is [x, y, z] or [[x, y, z]]: flatten every entry to 3 values first
+        flat = {}
+        for k in (str(f) for f in fit_frames.tolist()):
+            entry = smpl_seq[k]
+            if not isinstance(entry, dict) or "trans" not in entry:
+                raise DataFormatError(path, f"{prefix}/{k}/trans", "missing")
+            try:
+                flat[k] = {"trans": np.ravel(np.asarray(entry["trans"], dtype=np.float64))}
+            except (TypeError, ValueError):
+                flat[k] = entry   # ragged: _stack_frames reports the shape
+        trans[valid] = _stack_frames(flat, fit_frames, path, prefix, "trans", (3,))
+    return SmplParams(pose=pose, shape=shape, trans=trans, valid=valid)
+
+
+def _read_subject(root, subject: int) -> tuple:
+    data_path, camera_path, joints_path = (
+        require_file(annotation_path(root, subject, kind), HOW_TO_GET_JSON)
+        for kind in ("data", "camera", "joint_3d"))
+    smpl_path = _smpl_path(root, subject)
+
+    images = _read_images(data_path, subject)
+    cameras = _read_cameras(camera_path, subject, images)
+    joints_json = _load_json(joints_path)
+    smpl_json = _load_json(smpl_path)
+    if not isinstance(joints_json, dict):
+        raise DataFormatError(joints_path, None, "expected a dict [action][subaction][frame]")
+    if not isinstance(smpl_json, dict):
+        raise DataFormatError(smpl_path, None, "expected a dict [action][subaction][frame]")
+
+    sequences = []
+    ignored = {"joint_3d": 0, "smpl": 0}
+    pairs = np.unique(images[:, 1:3], axis=0)
+    for action_idx, subaction_idx in pairs.tolist():
+        rows = images[(images[:, 1] == action_idx) & (images[:, 2] == subaction_idx)]
+        frames = np.unique(rows[:, 4])
+        _warn_uneven_cameras(rows, frames, subject, action_idx, subaction_idx)
+        prefix = f"{action_idx}/{subaction_idx}"
+        seq_joints = _lookup(joints_json, (action_idx, subaction_idx), joints_path,
+                             "sequence listed in data.json")
+        joints = _stack_frames(seq_joints, frames, joints_path, prefix, None, (NUM_JOINTS, 3))
+        ignored["joint_3d"] += len(seq_joints) - len(frames)
+        smpl = None
+        smpl_seq = smpl_json.get(str(action_idx), {})
+        smpl_seq = smpl_seq.get(str(subaction_idx)) if isinstance(smpl_seq, dict) else None
+        if smpl_seq is not None:
+            if not isinstance(smpl_seq, dict):
+                raise DataFormatError(smpl_path, prefix, "expected a dict {frame: fit}")
+            smpl = _read_smpl(smpl_seq, frames, smpl_path, prefix)
+            ignored["smpl"] += len(smpl_seq) - int(smpl.valid.sum())
+        sequences.append(Sequence(subject=subject, action_idx=int(action_idx),
+                                  subaction_idx=int(subaction_idx), joints_world=joints,
+                                  joint_set="h36m17", frame_idx=frames, smpl=smpl))
+    listed = {(a, s) for a, s in pairs.tolist()}
+    for a, by_sub in joints_json.items():
+        for s, by_frame in (by_sub.items() if isinstance(by_sub, dict) else ()):
+            if not (a.isdigit() and s.isdigit() and (int(a), int(s)) in listed):
+                ignored["joint_3d"] += len(by_frame) if isinstance(by_frame, dict) else 0
+    n_frames = sum(s.num_frames for s in sequences)
+    n_fit = sum(int(s.smpl.valid.sum()) for s in sequences if s.smpl is not None)
+    LOG.info("S%d: %d sequences, %d frames (%d with an SMPL fit, %d without) from %s",
+             subject, len(sequences), n_frames, n_fit, n_frames - n_fit, data_path.parent)
+    if ignored["joint_3d"] or ignored["smpl"]:
+        LOG.info("S%d: ignored %d frames of %s and %d of %s that data.json does not list",
+                 subject, ignored["joint_3d"], joints_path.name, ignored["smpl"], smpl_path.name)
+    return sequences, cameras
+
+
+def _warn_uneven_cameras(rows, frames, subject, action_idx, subaction_idx):
+    cams, counts = np.unique(rows[:, 3], return_counts=True)
+    short = [(int(c), int(n)) for c, n in zip(cams, counts) if n != len(frames)]
+    if short:
+        LOG.warning("S%d action %d subaction %d: %d frames in all, but cameras %s list fewer "
+                    "images (camera, count); the sequence keeps all frames", subject, action_idx,
+                    subaction_idx, len(frames), short)
+
+
+def read_h36m_json(root, subjects=None) -> PoseCorpus:
+    """All sequences of the given subjects (default: every subject with a data.json)."""
+    if subjects is None:
+        subjects = available_subjects(root)
+        if not subjects:
+            raise missing_file_error(Path(root) / ANNOTATION_DIR / "Human36M_subject1_data.json",
+                                     HOW_TO_GET_JSON)
+    sequences, cameras = [], {}
+    for subject in sorted(int(s) for s in subjects):
+        seqs, cams = _read_subject(root, subject)
+        sequences += seqs
+        cameras[subject] = cams
+    return PoseCorpus(sequences, cameras, source=f"h36m-json:{Path(root)}")
+
+
+def read_h36m_regressor(root) -> np.ndarray:
+    """The (17, V) H36M joint regressor, validated (finite, non-negative)."""
+    path = Path(root) / REGRESSOR_FILE
+    if not path.is_file():
+        raise missing_file_error(path, HOW_TO_GET_REGRESSOR)
+    try:
+        reg = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataFormatError(path, None, f"not a numeric .npy array ({exc})") from None
+    _validate_regressor(reg, path)
+    return reg
+
+
+def _validate_regressor(reg: np.ndarray, where) -> None:
+    if reg.ndim != 2 or reg.shape[0] != NUM_JOINTS:
+        raise DataFormatError(where, "J_regressor", f"expected shape ({NUM_JOINTS}, V), got "
+                                                    f"{reg.shape}")
+    if not np.isfinite(reg).all():
+        raise DataFormatError(where, "J_regressor", "contains NaN/inf")
+    if (reg < 0).any():
+        raise DataFormatError(where, "J_regressor", "has negative weights")
+
+
+# ----------------------------------------------------------------------------- writing
+def image_file_name(subject, action_idx, subaction_idx, cam_idx, frame_idx) -> str:
+    """The H36M image name, 0-based frame -> 1-based file number, e.g.
+    s_09_act_02_subact_01_ca_01/s_09_act_02_subact_01_ca_01_000001.jpg for frame 0."""
+    folder = f"s_{subject:02d}_act_{action_idx:02d}_subact_{subaction_idx:02d}_ca_{cam_idx:02d}"
+    return f"{folder}/{folder}_{frame_idx + 1:06d}.jpg"
+
+
+def _joints17(seq: Sequence) -> np.ndarray:
+    if seq.joint_set == "h36m17":
+        return seq.joints_world
+    if seq.joint_set == "h36m32":
+        return convert_joints(seq.joints_world, "h36m32", "h36m17")
+    raise ValueError(f"sequence {seq.key} has joint set '{seq.joint_set}'; the COCO-style JSON "
+                     "needs the 17 H36M joints (from h36m17 or h36m32)")
+
+
+def _bboxes(uv: np.ndarray, scale: float) -> np.ndarray:
+    """(N, J, 2) pixels -> (N, 4) [x, y, w, h] boxes around the joints, enlarged by ``scale``."""
+    lo, hi = uv.min(axis=1), uv.max(axis=1)
+    centre, size = (lo + hi) / 2, (hi - lo) * scale
+    return np.concatenate([centre - size / 2, size], axis=1)
+
+
+def _camera_json(cam: Camera) -> dict:
+    record = cam.to_json()
+    if np.any(cam.k) or np.any(cam.p):   # the real files have none; keep ours if non-zero
+        record["k"] = np.asarray(cam.k, np.float64).tolist()
+        record["p"] = np.asarray(cam.p, np.float64).tolist()
+    return record
+
+
+def _dump(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:   # json.dumps uses the C encoder, json.dump does not
+        fh.write(json.dumps(obj, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+def write_h36m_json(corpus: PoseCorpus, root, regressor: Optional[np.ndarray] = None,
+                    bbox_scale: float = 1.2) -> List[Path]:
+    """Write the four JSON files of every subject (and the regressor .npy if given).
+
+    Every frame is listed for every camera of the subject. Image ids are unique across subjects
+    (subject * 10**8 + running number) because HGN concatenates the subjects' image lists.
+    ``fitted_3d_pose`` holds the sequence's own 17 joints: no SMPL forward pass is run here, and
+    HGN never reads the field. Boxes are the projected joints' extent times ``bbox_scale``.
+    """
+    out_dir = Path(root) / ANNOTATION_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for subject in corpus.subjects:
+        seqs = sorted((s for s in corpus.sequences if s.subject == subject), key=lambda s: s.key)
+        if subject not in corpus.cameras or not corpus.cameras[subject]:
+            raise ValueError(f"corpus '{corpus.source}' has no cameras for subject S{subject}")
+        cameras = dict(sorted(corpus.cameras[subject].items()))
+        images, annotations, joints_out, smpl_out = [], [], {}, {}
+        next_id = subject * 10 ** 8
+        for seq in seqs:
+            a, s = str(seq.action_idx), str(seq.subaction_idx)
+            if s in joints_out.get(a, {}):
+                raise ValueError(f"corpus holds two sequences with key {seq.key}")
+            j17 = _joints17(seq)
+            frames = [int(f) for f in np.asarray(seq.frame_idx).tolist()]
+            frame_keys = [str(f) for f in frames]
+            j17_list = np.asarray(j17).tolist()
+            joints_out.setdefault(a, {})[s] = dict(zip(frame_keys, j17_list))
+            if seq.smpl is not None:
+                pose, shape, trans = (np.asarray(x).tolist() for x in
+                                      (seq.smpl.pose, seq.smpl.shape, seq.smpl.trans))
+                smpl_out.setdefault(a, {})[s] = {
+                    frame_keys[i]: {"pose": pose[i], "shape": shape[i], "trans": trans[i],
+                                    "fitted_3d_pose": j17_list[i]}
+                    for i in np.flatnonzero(seq.smpl.valid).tolist()}
+            for cam_idx, cam in cameras.items():
+                uv = cam.project(cam.world_to_camera(np.asarray(j17, np.float64)), distort=True)
+                boxes = _bboxes(uv, bbox_scale).tolist()
+                for f, box in zip(frames, boxes):
+                    images.append({
+                        "id": next_id,
+                        "file_name": image_file_name(subject, seq.action_idx, seq.subaction_idx,
+                                                     cam_idx, f),
+                        "width": int(cam.width), "height": int(cam.height), "subject": subject,
+                        "action_name": seq.action_name, "action_idx": seq.action_idx,
+                        "subaction_idx": seq.subaction_idx, "cam_idx": cam_idx, "frame_idx": f})
+                    annotations.append({"id": next_id, "image_id": next_id, "bbox": box,
+                                        "keypoints_vis": [1] * NUM_JOINTS})
+                    next_id += 1
+        contents = {"data": {"images": images, "annotations": annotations},
+                    "camera": {str(c): _camera_json(cam) for c, cam in cameras.items()},
+                    "joint_3d": joints_out, "smpl_param": smpl_out}
+        for kind, obj in contents.items():
+            path = annotation_path(root, subject, kind)
+            _dump(obj, path)
+            written.append(path)
+        LOG.info("wrote S%d: %d sequences, %d images to %s", subject, len(seqs), len(images),
+                 out_dir)
+    if regressor is not None:
+        regressor = np.asarray(regressor)
+        _validate_regressor(regressor, "regressor argument")
+        path = Path(root) / REGRESSOR_FILE
+        np.save(path, regressor)
+        written.append(path)
+    return written
