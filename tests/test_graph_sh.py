@@ -1,0 +1,193 @@
+"""GraphSH: graphs and pooling maps, parameter counts, batch-1, gradients, errors."""
+import pytest
+import torch
+
+from lib.geometry.skeleton import H36M16
+from lib.graphs.hourglass_graphs import (GROUPS_8_TO_4, GROUPS_16_TO_8, build_hourglass_graphs,
+                                         check_unpool_map, unpool_map)
+from lib.models.gconv import GCONV_VARIANTS
+from lib.models.graph_sh import BitDropout, GraphConvBlock, GraphSH, SkeletalPool, SkeletalUnpool
+from lib.models.utils import count_parameters, describe_model
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: threads only add contention with other jobs on the 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# reference/GraphSH.md §1.6 (C=64, 4 stacks)
+PUBLISHED_COUNTS = {
+    "vanilla": 224_907, "dc_vanilla": 438_027, "semantic": 438_657, "modulated": 461_387,
+    "convst": 651_147, "preagg": 1_848_843, "postagg": 1_848_843,
+    "dc_preagg": 3_685_899, "dc_postagg": 3_685_899, "nosharing": 19_967_499,
+}
+CORRECT_UNPOOL_16 = [3, 2, 0, 0, 2, 1, 1, 3, 4, 4, 7, 6, 6, 7, 5, 5]    # §1.2
+PUBLIC_SWAPPED_UNPOOL_16 = [3, 2, 1, 1, 2, 0, 0, 3, 4, 4, 7, 6, 6, 7, 5, 5]
+UNPOOL_8 = [0, 0, 1, 1, 3, 2, 2, 3]
+LEFT_LEG, RIGHT_LEG = (4, 5, 6), (1, 2, 3)
+
+
+# --- graphs and maps -------------------------------------------------------------------------
+
+def test_graph_sizes_and_nonzeros():
+    graphs = build_hourglass_graphs()
+    assert graphs.num_nodes == (16, 8, 4)
+    assert [int((a > 0).sum()) for a in graphs.adjacency] == [46, 22, 10]
+    for a in graphs.adjacency:
+        torch.testing.assert_close(a.sum(1), torch.ones(a.shape[0]))       # D^-1 (A + I)
+    assert graphs.adjacency[0][8].max().item() == pytest.approx(0.2)       # Thorax: 4 bones + self
+
+
+def test_unpool_maps_are_the_inverse_of_the_groups():
+    graphs = build_hourglass_graphs()
+    assert graphs.unpool_maps[0] == CORRECT_UNPOOL_16
+    assert graphs.unpool_maps[1] == UNPOOL_8
+    check_unpool_map(graphs.unpool_maps[0], GROUPS_16_TO_8)
+    check_unpool_map(graphs.unpool_maps[1], GROUPS_8_TO_4)
+
+
+def test_public_swapped_map_is_rejected():
+    with pytest.raises(ValueError, match="fine node 2"):
+        check_unpool_map(PUBLIC_SWAPPED_UNPOOL_16, GROUPS_16_TO_8)
+
+
+def test_left_stays_left():
+    up = build_hourglass_graphs().unpool_maps[0]
+    left, right = set(H36M16.joints_left), set(H36M16.joints_right)
+    for fine in LEFT_LEG:
+        group = set(GROUPS_16_TO_8[up[fine]])
+        assert fine in group and not group & (right - {1})     # only the hip pair mixes sides
+    for fine in RIGHT_LEG:
+        group = set(GROUPS_16_TO_8[up[fine]])
+        assert fine in group and not group & (left - {4})
+    for fine in (5, 6):                                        # lower legs: purely one side
+        assert set(GROUPS_16_TO_8[up[fine]]) <= left
+    for fine in (2, 3):
+        assert set(GROUPS_16_TO_8[up[fine]]) <= right
+
+
+def test_unpool_map_errors():
+    with pytest.raises(ValueError, match="no pooling group"):
+        unpool_map([(0, 1)], 3)
+    with pytest.raises(ValueError, match="groups 0 and 1"):
+        unpool_map([(0, 1), (1, 2)], 3)
+
+
+def test_pool_is_groupwise_max_and_unpool_copies_back():
+    graphs = build_hourglass_graphs()
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 5)                                  # (N, B, C) node-major
+    pooled = SkeletalPool(graphs.pool_orders[0])(x)
+    for k, group in enumerate(GROUPS_16_TO_8):
+        expected = torch.maximum(x[group[0]], x[group[1]])
+        torch.testing.assert_close(pooled[k], expected)
+    restored = SkeletalUnpool(graphs.unpool_maps[0])(pooled)
+    for k, group in enumerate(GROUPS_16_TO_8):
+        for fine in group:
+            torch.testing.assert_close(restored[fine], pooled[k])
+    # two levels down and back: every joint sees the max of its 4-joint super-group
+    low = SkeletalPool(graphs.pool_orders[1])(pooled)
+    back = SkeletalUnpool(graphs.unpool_maps[0])(SkeletalUnpool(graphs.unpool_maps[1])(low))
+    for fine in range(16):
+        mid = graphs.unpool_maps[0][fine]
+        members = [j for m in GROUPS_8_TO_4[graphs.unpool_maps[1][mid]] for j in GROUPS_16_TO_8[m]]
+        torch.testing.assert_close(back[fine], x[members].amax(0))
+
+
+# --- the network -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gcn", sorted(PUBLISHED_COUNTS))
+def test_parameter_count_matches_reference(gcn):
+    assert count_parameters(GraphSH(gcn=gcn)) == PUBLISHED_COUNTS[gcn]
+
+
+def test_describe_model_line():
+    line = describe_model(GraphSH())
+    assert "gcn=dc_preagg" in line and "3,685,899 parameters" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("gcn", sorted(GCONV_VARIANTS))
+def test_batch_of_one_in_eval_and_train(gcn):
+    torch.manual_seed(0)
+    model = GraphSH(gcn=gcn, hid_dim=8)
+    x = torch.randn(1, 16, 2)
+    model.train()
+    out = model(x)["pose"]
+    assert out.shape == (1, 16, 3) and torch.isfinite(out).all()
+    out.sum().backward()
+    model.eval()
+    a, b = model(x)["pose"], model(x)["pose"]
+    assert a.shape == (1, 16, 3) and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("gcn", sorted(GCONV_VARIANTS))
+def test_gradient_reaches_every_parameter(gcn):
+    torch.manual_seed(1)
+    # 8 SE hidden units: with hid_dim 8 the single one can be a dead ReLU for a tiny batch
+    model = GraphSH(gcn=gcn, hid_dim=16, p_dropout=0.0, se_reduction=2)
+    out = model(torch.randn(3, 16, 2))["pose"]
+    torch.nn.functional.mse_loss(out, torch.randn(3, 16, 3)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_eval_output_does_not_depend_on_the_rest_of_the_batch():
+    torch.manual_seed(2)
+    model = GraphSH(hid_dim=16).eval()
+    x = torch.randn(5, 16, 2)
+    torch.testing.assert_close(model(x)["pose"][2:3], model(x[2:3])["pose"], rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_over_node_major_view_equals_bn_on_bcn():
+    torch.manual_seed(3)
+    adj = build_hourglass_graphs().adjacency[0]
+    block = GraphConvBlock("vanilla", 4, 6, adj, p_dropout=0.0).train()
+    reference = torch.nn.BatchNorm1d(6).train()
+    x = torch.randn(16, 5, 4)                                     # (N, B, C)
+    pre = block.gconv.forward_node_major(x)                       # (N, B, C)
+    expected = torch.relu(reference(pre.permute(1, 2, 0))).permute(2, 0, 1)   # BN on (B, C, N)
+    torch.testing.assert_close(block(x), expected)
+    torch.testing.assert_close(block.bn.running_mean, reference.running_mean)
+    torch.testing.assert_close(block.bn.running_var, reference.running_var)
+
+
+def test_graphs_are_not_in_the_state_dict():
+    model = GraphSH(hid_dim=8)
+    assert set(model.state_dict()) - {n for n, _ in model.named_buffers()} == \
+        {n for n, _ in model.named_parameters()}
+    assert not [k for k in model.state_dict() if "adj" in k or "order" in k or "mapping" in k]
+    assert any("mapping" in n for n, _ in model.named_buffers())
+
+
+def test_bad_configurations_are_clear_errors():
+    with pytest.raises(ValueError, match="Neck/Nose"):
+        GraphSH(num_joints=17)
+    with pytest.raises(ValueError) as err:
+        GraphSH(gcn="dcpreagg")
+    assert all(name in str(err.value) for name in GCONV_VARIANTS)
+    with pytest.raises(ValueError, match="16x16"):
+        GraphSH(adj16=torch.eye(17))
+    with pytest.raises(ValueError, match=r"\(B, 16, 2\)"):
+        GraphSH(hid_dim=8)(torch.zeros(2, 17, 2))
+
+
+# --- dropout ---------------------------------------------------------------------------------
+
+def test_bit_dropout_rate_scale_and_eval():
+    torch.manual_seed(4)
+    drop = BitDropout(0.25)
+    x = torch.ones(200_000)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.25) < 0.005                          # ~5 sigma at n = 2e5
+    assert torch.equal(y[y != 0], torch.full_like(y[y != 0], 1 / 0.75))
+    torch.manual_seed(5)
+    a = drop(x[:1001])
+    torch.manual_seed(5)
+    assert torch.equal(a, drop(x[:1001]))                       # seeded, odd sizes fine
+    assert torch.equal(drop.eval()(x), x)
+    with pytest.raises(ValueError):
+        BitDropout(1.0)
