@@ -65,6 +65,13 @@ def compute_metrics(pred_m: torch.Tensor, dataset) -> dict:
             "per_sample_mpjpe": err, "per_sample_pa_mpjpe": pa}
 
 
+def mean_pose_mpjpe(train_ds, eval_ds) -> float:
+    """MPJPE (mm) of predicting the mean training pose for every sample: the floor to beat."""
+    mean = train_ds.tensors["target_3d"].double().mean(0, keepdim=True)
+    gt = eval_ds.tensors["target_3d"].double()
+    return float(mpjpe_per_sample(mean.expand_as(gt) * 1000.0, gt * 1000.0).mean())
+
+
 def protocol_card(cfg, split: str, dataset) -> str:
     d = cfg.DATASET
     stride = d.test_stride if split in ("test", "val") else d.train_stride

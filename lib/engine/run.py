@@ -13,7 +13,8 @@ import torch
 
 from lib.config import ConfigError, load_config
 from lib.engine.devices import DeviceError, cleanup, setup_runtime, wrap_model
-from lib.engine.evaluate import compute_metrics, predict, protocol_card, report
+from lib.engine.evaluate import (compute_metrics, mean_pose_mpjpe, predict, protocol_card,
+                                 report)
 from lib.engine.trainer import Trainer, TrainingDiverged
 from lib.experiment import (CheckpointError, Experiment, load_checkpoint, load_model_weights,
                             seed_everything, setup_logging)
@@ -55,9 +56,15 @@ def _prepare(cfg, runtime):
     return ctx, mesh
 
 
+def _log_model(cfg, model, log):
+    describe = getattr(model, "describe", None)
+    text = describe() if callable(describe) else f"{count_parameters(model):,} parameters"
+    log.info("model %s: %s", cfg.MODEL.name, text)
+
+
 def _build(cfg, ctx, runtime, log):
     model = build_model(cfg, ctx)
-    log.info("model %s: %s parameters", cfg.MODEL.name, f"{count_parameters(model):,}")
+    _log_model(cfg, model, log)
     model = model.to(runtime.device)
     if cfg.TRAIN.compile:
         model = torch.compile(model)
@@ -87,6 +94,9 @@ def train_main(argv=None):
         summary = trainer.fit(plot_fn=plot_training_curves)
         if rt.is_main:
             result = _final_test(cfg, trainer, datasets["test"], log)
+            result["mean_pose_test_mpjpe"] = mean_pose_mpjpe(datasets["train"], datasets["test"])
+            log.info("for reference, predicting the mean training pose gives %.2f mm on test",
+                     result["mean_pose_test_mpjpe"])
             summary.update(result)
             summary["train_samples_per_s_last_epoch"] = getattr(trainer, "last_epoch_rate", None)
             exp.write_metrics(summary)
@@ -153,7 +163,7 @@ def test_main(argv=None):
         ckpt = load_checkpoint(resolve_weight_path(cfg))
         datasets = _datasets(cfg, ("test",), mesh)
         model = build_model(cfg, ctx)
-        log.info("model %s: %s parameters", cfg.MODEL.name, f"{count_parameters(model):,}")
+        _log_model(cfg, model, log)
         kind = _load_weights(model, ckpt, cfg)
         log.info("loaded %s: %s", ckpt["path"], kind)
         model = wrap_model(model, rt)
@@ -182,12 +192,12 @@ def test_main(argv=None):
 
 
 def _load_weights(model, ckpt, cfg) -> str:
-    kind = describe_checkpoint(ckpt)
-    state = ckpt["model_state_dict"]
+    """Load strictly; HGN also accepts the public code's final.pth.tar and explains graph mismatches."""
     if cfg.MODEL.name == "HGN":
-        from lib.models.official_hgn import convert_official_state_dict
-        state, official = convert_official_state_dict(state, model)
-        if official and "version" not in ckpt:
-            kind = "official HGN checkpoint (public BMVC 2021 code)"
-    load_model_weights(model, state, f"checkpoint '{ckpt['path']}'")
-    return kind
+        from lib.models.official_hgn import load_hgn_weights
+        try:
+            return load_hgn_weights(model, ckpt, f"checkpoint '{ckpt['path']}'").describe()
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
+    load_model_weights(model, ckpt["model_state_dict"], f"checkpoint '{ckpt['path']}'")
+    return describe_checkpoint(ckpt)

@@ -36,6 +36,7 @@ class BitDropout(nn.Module):
     identity in eval mode), with p rounded to a multiple of 1/65536. On CPU it is about four
     times faster than ``nn.Dropout``, whose per-element Bernoulli draws were a quarter of a
     GraphSH training step; the bits come from torch's global generator, so seeding holds.
+    Off the CPU (where Bernoulli draws are cheap) it is plain ``F.dropout``.
     """
     LEVELS = 1 << 16
 
@@ -52,8 +53,10 @@ class BitDropout(nn.Module):
     def forward(self, x):
         if not self.training or self.p == 0.0:
             return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
         words = -(-x.numel() // 4)                                     # 4 int16 per int64
-        bits = torch.empty(words, dtype=torch.int64, device=x.device).random_(-2 ** 63, None)
+        bits = torch.empty(words, dtype=torch.int64).random_(-2 ** 63, None)
         keep = bits.view(torch.int16)[:x.numel()].view(x.shape) >= self.threshold
         return x * (keep * (1.0 / (1.0 - self.p)))               # bool * float -> float mask
 
