@@ -100,7 +100,7 @@ def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
             corpus, stride = corpora["test"], d.test_stride
             exclude = tuple(CORRUPTED_SEQUENCES) if d.exclude_corrupted else ()
         spec = LiftingSpec(num_joints=d.num_joints, stride=stride, distort=_distort(cfg),
-                           require_smpl=d.require_smpl and mesh is not None,
+                           require_smpl=d.require_smpl,
                            exclude=exclude, with_mesh=mesh is not None)
         subjects = sorted({s.subject for s in corpus.sequences})
         sources = source_files(cfg, subjects)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -215,7 +216,7 @@ def cached_arrays(cache_dir, name, sources, spec, build, extra=None) -> dict:
             log.warning("cache file %s unreadable (%s); rebuilding", path, exc)
     arrays = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # ranks may build at once
     np.savez(tmp, stats_json=json.dumps(arrays["stats"]),
              **{k: v for k, v in arrays.items() if k != "stats"})
     tmp.replace(path)

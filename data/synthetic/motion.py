@@ -1,0 +1,704 @@
+"""Parametric SMPL motion for the 15 Human3.6M actions.
+
+Every action is built from anatomical angle tracks (hip flexion, knee flexion, spine bend, ...)
+and hand targets that a two-bone IK turns into shoulder and elbow rotations. Tracks are sums of
+low-frequency sinusoids, periodic gait cycles and C2 smooth transitions, so the motion is smooth
+by construction; every angle is then clamped to :data:`JOINT_LIMITS_DEG`.
+
+Conventions (SMPL rest pose: y up, the body faces +z, its left is +x):
+* hip flexion (thigh forward) is a negative rotation about x; knee flexion (shank backward) a
+  positive one, so a knee's axis-angle is always (θ ≥ 0, 0, 0): it never hyperextends;
+* ankle plantar-flexion (toes down) is positive about x;
+* elbow flexion is about the elbow's y axis: negative for the left arm, positive for the right
+  (the forearm swings towards +z in the rest pose); an elbow's axis-angle is (0, ∓φ, 0), φ ≥ 0;
+* spine/neck forward bend is positive about x, twist about y, lateral bend about z.
+The global orientation composes SMPL's y-up body into Human3.6M's z-up world,
+``R_z(heading) · R_x(90°) · pelvis-tilt``, so at heading 0 the body faces world −y.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from lib.geometry.skeleton import ACTIONS
+
+FPS = 50
+SIDES = ("L", "R")
+LATERAL = {"L": 1.0, "R": -1.0}   # sign of the body's x axis on each side
+
+SMPL_JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hand", "right_hand")
+_J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
+_SIDE_JOINT = {(s, part): _J[f"{'left' if s == 'L' else 'right'}_{part}"]
+               for s in SIDES for part in ("hip", "knee", "ankle", "collar", "shoulder",
+                                           "elbow", "wrist")}
+
+# Anatomical limits, degrees (min, max), applied to every track. Sources: typical ranges of
+# motion of healthy adults (e.g. AAOS tables), narrowed to what everyday H36M actions use.
+JOINT_LIMITS_DEG = {
+    "knee_flex": (0.0, 150.0),      # knees only flex
+    "elbow_flex": (5.0, 150.0),     # elbows only flex (IK keeps a small bend)
+    "hip_flex": (-20.0, 120.0),     # negative: extension
+    "hip_abd": (-15.0, 40.0),       # negative: adduction
+    "hip_rot": (-30.0, 30.0),
+    "ankle_flex": (-20.0, 45.0),    # negative: dorsiflexion
+    "spine_flex": (-15.0, 45.0),    # whole spine, spread over spine1..3
+    "spine_lat": (-20.0, 20.0),
+    "spine_twist": (-35.0, 35.0),
+    "neck_flex": (-20.0, 35.0),
+    "neck_twist": (-50.0, 50.0),
+    "head_flex": (-20.0, 25.0),
+    "head_lat": (-20.0, 20.0),
+    "pelvis_tilt": (-10.0, 25.0),   # forward tilt of the whole body about the pelvis
+    "pelvis_list": (-8.0, 8.0),
+    "wrist_flex": (-50.0, 50.0),
+}
+_SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
+                  "neck_flex", "neck_twist", "head_flex", "head_lat")
+_SIDED_TRACKS = ("hip_flex", "hip_abd", "hip_rot", "knee_flex", "ankle_flex", "wrist_flex")
+
+
+# ----------------------------------------------------------------------------- rotations
+def _rot(axis: int, angle) -> np.ndarray:
+    """(N,) angles -> (N, 3, 3) rotations about a coordinate axis."""
+    angle = np.asarray(angle, dtype=np.float64)
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.zeros(angle.shape + (3, 3))
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    R[..., axis, axis] = 1.0
+    R[..., i, i] = c
+    R[..., j, j] = c
+    R[..., i, j] = -s
+    R[..., j, i] = s
+    return R
+
+
+def rot_x(a):
+    return _rot(0, a)
+
+
+def rot_y(a):
+    return _rot(1, a)
+
+
+def rot_z(a):
+    return _rot(2, a)
+
+
+def matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
+    shape = R.shape[:-2]
+    return Rotation.from_matrix(R.reshape(-1, 3, 3)).as_rotvec().reshape(shape + (3,))
+
+
+def _unit(v, eps=1e-9):
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
+
+
+# ----------------------------------------------------------------------------- time signals
+def smooth_noise(rng, t, n_terms=3, f_min=0.05, f_max=0.4):
+    """Sum of a few random low-frequency sinusoids, scaled into [-1, 1]."""
+    freqs = rng.uniform(f_min, f_max, n_terms)
+    phases = rng.uniform(0, 2 * np.pi, n_terms)
+    amps = rng.uniform(0.5, 1.0, n_terms)
+    sig = (amps[:, None] * np.sin(2 * np.pi * freqs[:, None] * t[None] + phases[:, None])).sum(0)
+    return sig / amps.sum()
+
+
+def smootherstep(x):
+    """C2-continuous 0 -> 1 ramp on [0, 1] (Perlin's 6x^5 - 15x^4 + 10x^3)."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * x * (x * (6 * x - 15) + 10)
+
+
+def pulses(t, period, rise, hold, phase):
+    """Periodic smooth bumps 0 -> 1 (hold) -> 0, one per period, starting at ``phase`` seconds."""
+    u = np.mod(t - phase, period)
+    up = smootherstep(u / rise)
+    down = 1.0 - smootherstep((u - rise - hold) / rise)
+    return np.minimum(up, down)
+
+
+# ----------------------------------------------------------------------------- skeleton
+@dataclass
+class RestSkeleton:
+    """Bone lengths and landmarks of one subject's rest pose (SMPL frame, metres)."""
+    joints: np.ndarray   # (24, 3) rest joints of the shaped model
+
+    def shoulder(self, side):
+        return self.joints[_SIDE_JOINT[(side, "shoulder")]]
+
+    def upper_arm(self, side):
+        j = self.joints
+        return float(np.linalg.norm(j[_SIDE_JOINT[(side, "elbow")]] - self.shoulder(side)))
+
+    def forearm(self, side):
+        j = self.joints
+        return float(np.linalg.norm(j[_SIDE_JOINT[(side, "wrist")]] -
+                                    j[_SIDE_JOINT[(side, "elbow")]]))
+
+    def arm_length(self, side):
+        return self.upper_arm(side) + self.forearm(side)
+
+    @property
+    def leg_length(self) -> float:
+        j = self.joints
+        return float(np.linalg.norm(j[_J["left_knee"]] - j[_J["left_hip"]]) +
+                     np.linalg.norm(j[_J["left_ankle"]] - j[_J["left_knee"]]))
+
+    def rest_direction(self, side, a="shoulder", b="elbow"):
+        j = self.joints
+        return _unit(j[_SIDE_JOINT[(side, b)]] - j[_SIDE_JOINT[(side, a)]])
+
+    def from_head(self, side, lateral, up, forward):
+        """A point near the head, relative to the ``side`` shoulder (lateral > 0 = that side)."""
+        p = self.joints[_J["head"]] + np.array([LATERAL[side] * lateral, up, forward])
+        return p - self.shoulder(side)
+
+    def from_shoulder(self, side, lateral, up, forward):
+        return np.array([LATERAL[side] * lateral, up, forward])
+
+    def from_pelvis(self, side, lateral, up, forward):
+        p = self.joints[_J["pelvis"]] + np.array([LATERAL[side] * lateral, up, forward])
+        return p - self.shoulder(side)
+
+
+# ----------------------------------------------------------------------------- tracks
+@dataclass
+class Style:
+    """Per-subject manner of moving."""
+    speed: float = 1.0        # gait and gesture tempo multiplier
+    amplitude: float = 1.0    # gesture and swing amplitude multiplier
+    hand: str = "R"           # dominant hand
+    posture: float = 0.0      # habitual forward lean, radians
+
+    @classmethod
+    def sample(cls, rng):
+        return cls(speed=float(rng.uniform(0.85, 1.15)), amplitude=float(rng.uniform(0.8, 1.2)),
+                   hand="R" if rng.random() < 0.8 else "L",
+                   posture=float(np.deg2rad(rng.uniform(-2.0, 6.0))))
+
+    @property
+    def other(self):
+        return "L" if self.hand == "R" else "R"
+
+
+@dataclass
+class Tracks:
+    """Angle tracks (radians), hand targets and root path of one sequence."""
+    t: np.ndarray
+    scalars: Dict[str, np.ndarray] = field(default_factory=dict)
+    sided: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
+    hand: Dict[str, np.ndarray] = field(default_factory=dict)   # side -> (N,3) from shoulder
+    pole: Dict[str, np.ndarray] = field(default_factory=dict)   # side -> (N,3) elbow direction
+    position_xy: np.ndarray = None   # (N, 2) metres, relative to the capture centre
+    heading: np.ndarray = None       # (N,) radians about world z
+    seated: np.ndarray = None        # (N,) 0 standing .. 1 seated
+
+    @property
+    def n(self):
+        return len(self.t)
+
+    def add(self, name, value, side=None):
+        value = np.broadcast_to(np.asarray(value, np.float64), (self.n,))
+        if side is None:
+            self.scalars[name] = self.scalars[name] + value
+        else:
+            self.sided[name][side] = self.sided[name][side] + value
+
+    def set_arm(self, side, target, pole):
+        self.hand[side] = np.broadcast_to(np.asarray(target, np.float64), (self.n, 3)).copy()
+        self.pole[side] = np.broadcast_to(np.asarray(pole, np.float64), (self.n, 3)).copy()
+
+    def blend_arm(self, side, weight, target, pole):
+        """Move the hand towards ``target`` by ``weight`` (N,) in [0, 1]."""
+        w = np.asarray(weight, np.float64)[:, None]
+        self.hand[side] = (1 - w) * self.hand[side] + w * np.asarray(target, np.float64)
+        self.pole[side] = (1 - w) * self.pole[side] + w * np.asarray(pole, np.float64)
+
+    def clamp_to_limits(self):
+        for name, arr in self.scalars.items():
+            lo, hi = np.deg2rad(JOINT_LIMITS_DEG[name])
+            self.scalars[name] = np.clip(arr, lo, hi)
+        for name, per_side in self.sided.items():
+            lo, hi = np.deg2rad(JOINT_LIMITS_DEG[name])
+            for s in SIDES:
+                per_side[s] = np.clip(per_side[s], lo, hi)
+
+
+def _neutral_tracks(t, rest: RestSkeleton, rng, style: Style) -> Tracks:
+    """Quiet standing: arms hanging, small sway and breathing, looking around a little."""
+    n = len(t)
+    tr = Tracks(t=t)
+    for name in _SCALAR_TRACKS:
+        tr.scalars[name] = np.zeros(n)
+    for name in _SIDED_TRACKS:
+        tr.sided[name] = {s: np.zeros(n) for s in SIDES}
+    d = np.deg2rad
+    tr.add("spine_flex", style.posture + d(1.5) * smooth_noise(rng, t, f_max=0.3))
+    tr.add("spine_lat", d(1.5) * smooth_noise(rng, t))
+    tr.add("spine_twist", d(3.0) * smooth_noise(rng, t))
+    tr.add("neck_twist", d(12.0) * style.amplitude * smooth_noise(rng, t, f_max=0.25))
+    tr.add("neck_flex", d(4.0) + d(5.0) * smooth_noise(rng, t))
+    tr.add("head_flex", d(4.0) * smooth_noise(rng, t))
+    tr.add("head_lat", d(3.0) * smooth_noise(rng, t))
+    for s in SIDES:
+        tr.add("knee_flex", d(4.0) + d(2.0) * smooth_noise(rng, t), s)
+        tr.add("hip_flex", d(3.0) + d(1.5) * smooth_noise(rng, t), s)
+        tr.add("hip_abd", d(4.0), s)
+        tr.add("hip_rot", d(6.0), s)    # toes slightly out
+        tr.add("ankle_flex", 0.0, s)
+        tr.add("wrist_flex", d(5.0) * smooth_noise(rng, t), s)
+        hang = _hang_target(rest, s) + 0.02 * np.stack(
+            [smooth_noise(rng, t) for _ in range(3)], -1)
+        tr.set_arm(s, hang, _pole(s, out=0.3, down=-0.2, forward=-1.0))
+    heading = rng.uniform(0, 2 * np.pi) + d(15.0) * smooth_noise(rng, t, f_max=0.15)
+    tr.heading = heading
+    start = rng.uniform(-0.35, 0.35, 2)
+    drift = 0.08 * np.stack([smooth_noise(rng, t, f_max=0.1) for _ in range(2)], -1)
+    tr.position_xy = start + drift
+    tr.seated = np.zeros(n)
+    return tr
+
+
+def _hang_target(rest, side):
+    """Hand hanging beside the thigh, elbow slightly bent."""
+    reach = 0.97 * rest.arm_length(side)
+    return rest.from_shoulder(side, 0.06, -reach, 0.05)
+
+
+def _pole(side, out, down, forward):
+    return np.array([LATERAL[side] * out, down, forward])
+
+
+def _weight_shift(tr: Tracks, rng, style, amount_deg=4.0, f=0.12):
+    """Waiting-style weight shifts: lean over one leg, relax the other knee."""
+    d = np.deg2rad
+    shift = smooth_noise(rng, tr.t, n_terms=2, f_min=0.5 * f, f_max=1.5 * f)
+    tr.add("pelvis_list", d(amount_deg) * shift)
+    tr.add("hip_abd", -d(amount_deg) * shift, "L")   # legs stay vertical under the tilt
+    tr.add("hip_abd", d(amount_deg) * shift, "R")
+    tr.add("knee_flex", d(10.0) * np.clip(-shift, 0, None), "L")
+    tr.add("knee_flex", d(10.0) * np.clip(shift, 0, None), "R")
+    tr.add("spine_lat", -d(0.5 * amount_deg) * shift)
+
+
+def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swing=1.0,
+          free_arms=SIDES, radius=None):
+    """Walking cycle on an ellipse around the capture centre.
+
+    Joint angles follow the usual sagittal gait curves (hip +-20 deg, knee 5..60 deg peaking in
+    early swing, small ankle rocker, arms swinging against the legs, trunk counter-twist).
+    The root advances at the speed implied by step length and cadence, so feet barely slide.
+    """
+    d = np.deg2rad
+    t = tr.t
+    cadence = 0.9 * style.speed * speed                     # gait cycles per second
+    amp = d(20.0) * min(1.15, style.amplitude) * (0.8 + 0.2 * speed)
+    phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi)
+    for s, off in (("L", 0.0), ("R", np.pi)):
+        ph = phase + off
+        tr.sided["hip_flex"][s] = d(8.0) + amp * np.sin(ph)
+        tr.sided["knee_flex"][s] = (d(30.0) + d(27.0) * np.sin(ph + 1.1)
+                                    + d(8.0) * np.sin(2 * ph + 0.3))
+        tr.sided["ankle_flex"][s] = d(6.0) * np.sin(ph + 2.3) + d(4.0) * np.sin(2 * ph)
+        tr.sided["hip_abd"][s] = d(3.0) + d(2.0) * np.sin(ph + np.pi / 2)
+    tr.scalars["pelvis_list"] = d(3.0) * np.sin(phase)
+    tr.scalars["spine_twist"] = d(4.0) * np.sin(phase + np.pi) * style.amplitude
+    tr.add("spine_flex", d(3.0))
+    tr.scalars["neck_twist"] *= 0.4
+    for s, off in (("L", np.pi), ("R", 0.0)):
+        if s not in free_arms:
+            continue
+        swing = d(18.0) * arm_swing * style.amplitude * np.sin(phase + off)
+        reach = 0.96 * rest.arm_length(s)
+        target = np.stack([np.full_like(t, LATERAL[s] * 0.08), -reach * np.cos(swing),
+                           reach * np.sin(swing) + 0.03], -1)
+        tr.set_arm(s, target, _pole(s, 0.3, -0.3, -1.0))
+    # root on an ellipse: arclength speed = step length x steps per second
+    step = 2 * rest.leg_length * np.sin(amp)
+    v = step * 2 * cadence
+    a, b = (radius if radius is not None else rng.uniform(0.6, 0.9, 2))
+    theta0, tilt = rng.uniform(0, 2 * np.pi, 2)
+    direction = rng.choice([-1.0, 1.0])
+    dt = np.diff(t, prepend=t[0])
+    theta = np.empty_like(t)
+    th = theta0
+    for i in range(len(t)):    # dtheta/dt = v / |d(ellipse)/dtheta|
+        th += direction * dt[i] * v / np.hypot(a * np.sin(th), b * np.cos(th))
+        theta[i] = th
+    xy = np.stack([a * np.cos(theta), b * np.sin(theta)], -1)
+    ct, st = np.cos(tilt), np.sin(tilt)
+    xy = xy @ np.array([[ct, st], [-st, ct]])
+    tr.position_xy = xy
+    vel = np.gradient(xy, t, axis=0) if len(t) > 1 else np.array([[0.0, -1.0]])
+    tr.heading = np.unwrap(np.arctan2(vel[:, 0], -vel[:, 1]))   # facing (sin h, -cos h)
+
+
+# ----------------------------------------------------------------------------- actions
+def _directions(tr, rest, rng, style):
+    """Pointing in changing directions, trunk and head following the arm."""
+    t, d = tr.t, np.deg2rad
+    period = rng.uniform(2.5, 3.5) / style.speed
+    w = pulses(t, period, rise=0.6, hold=0.9, phase=rng.uniform(-0.8, 0.4))
+    s = style.hand
+    az = d(35.0) * smooth_noise(rng, t, f_max=0.2)
+    el = d(10.0) + d(15.0) * smooth_noise(rng, t, f_max=0.2)
+    reach = 0.9 * rest.arm_length(s)
+    target = np.stack([LATERAL[s] * reach * np.cos(el) * np.sin(np.abs(az) + d(15)),
+                       reach * np.sin(el), reach * np.cos(el) * np.cos(np.abs(az) + d(15))], -1)
+    tr.blend_arm(s, w, target, _pole(s, 0.2, -1.0, 0.0))
+    tr.add("spine_twist", LATERAL[s] * d(8.0) * w)
+    tr.add("neck_twist", LATERAL[s] * d(20.0) * w)
+    _weight_shift(tr, rng, style, 3.0)
+
+
+def _discussion(tr, rest, rng, style):
+    """Both hands gesturing in front of the chest, nodding, shifting weight."""
+    t, d = tr.t, np.deg2rad
+    for s in SIDES:
+        w = 0.5 + 0.5 * smooth_noise(rng, t, f_min=0.15, f_max=0.5)
+        wobble = 0.07 * style.amplitude * np.stack(
+            [smooth_noise(rng, t, f_min=0.3, f_max=1.2) for _ in range(3)], -1)
+        target = rest.from_shoulder(s, -0.02, -0.32, 0.30) + wobble
+        tr.blend_arm(s, w, target, _pole(s, 0.4, -1.0, -0.3))
+    tr.add("neck_flex", d(5.0) * smooth_noise(rng, t, f_min=0.4, f_max=1.0))
+    _weight_shift(tr, rng, style, 4.0)
+
+
+def _hand_to_face(tr, rest, rng, style, side, spot, period, hold, pole=None):
+    t = tr.t
+    w = pulses(t, period / style.speed, rise=0.7, hold=hold, phase=rng.uniform(-1.0, 0.5))
+    tr.blend_arm(side, w, spot, pole if pole is not None else _pole(side, 0.6, -1.0, 0.2))
+    return w
+
+
+def _eating(tr, rest, rng, style):
+    """Seated at a table, hand to mouth every few seconds, other hand resting forward."""
+    _sit(tr, rest, rng, style)
+    s = style.hand
+    mouth = rest.from_head(s, -0.02, -0.06, 0.12)
+    w = _hand_to_face(tr, rest, rng, style, s, mouth, rng.uniform(3.0, 4.5), 0.6)
+    tr.add("neck_flex", np.deg2rad(8.0) * w)
+    o = style.other
+    tr.set_arm(o, rest.from_shoulder(o, -0.05, -0.35, 0.32), _pole(o, 0.4, -1.0, -0.2))
+
+
+def _smoking(tr, rest, rng, style):
+    """Standing, cigarette to the mouth periodically, other arm across the waist."""
+    s, o = style.hand, style.other
+    mouth = rest.from_head(s, -0.01, -0.05, 0.13)
+    _hand_to_face(tr, rest, rng, style, s, mouth, rng.uniform(3.5, 5.0), 1.0)
+    tr.set_arm(o, rest.from_pelvis(o, -0.02, 0.12, 0.18), _pole(o, 0.5, -0.8, -0.5))
+    _weight_shift(tr, rng, style, 3.0)
+
+
+def _phoning(tr, rest, rng, style):
+    """Phone held at the ear, head tilted towards it, slow steps on the spot."""
+    s, o = style.hand, style.other
+    ear = rest.from_head(s, 0.09, 0.0, 0.0)
+    w = smootherstep((tr.t - tr.t[0]) / 0.8 + rng.uniform(0.3, 1.0))
+    tr.blend_arm(s, w, ear, _pole(s, 0.6, -1.0, 0.3))
+    tr.add("head_lat", -LATERAL[s] * np.deg2rad(8.0) * w)
+    g = 0.5 + 0.5 * smooth_noise(rng, tr.t, f_min=0.2, f_max=0.5)
+    tr.blend_arm(o, 0.6 * g, rest.from_shoulder(o, -0.03, -0.35, 0.25),
+                 _pole(o, 0.4, -1.0, -0.3))
+    _weight_shift(tr, rng, style, 4.0)
+
+
+def _greeting(tr, rest, rng, style):
+    """Raising the hand and waving, a small bow."""
+    t, d = tr.t, np.deg2rad
+    s = style.hand
+    period = rng.uniform(3.0, 4.5) / style.speed
+    w = pulses(t, period, rise=0.5, hold=1.4, phase=rng.uniform(-1.0, 0.3))
+    wave = 0.09 * style.amplitude * np.sin(2 * np.pi * 2.0 * style.speed * t)
+    target = np.stack([LATERAL[s] * (0.28 + wave), np.full_like(t, 0.22),
+                       np.full_like(t, 0.15)], -1)
+    tr.blend_arm(s, w, target, _pole(s, 1.0, -0.6, 0.0))
+    bow = pulses(t, period, rise=0.6, hold=0.3, phase=rng.uniform(0, period))
+    tr.add("spine_flex", d(12.0) * bow * (1 - w))
+    tr.add("neck_flex", d(8.0) * bow)
+
+
+def _posing(tr, rest, rng, style):
+    """Holding a few statue-like poses in turn (hands on hips, arms raised, lean)."""
+    t, d = tr.t, np.deg2rad
+    period = rng.uniform(2.5, 4.0)
+    w1 = pulses(t, 2 * period, rise=0.8, hold=period - 0.8, phase=rng.uniform(-period, 0))
+    w2 = 1.0 - w1
+    for s in SIDES:   # pose A: hands on hips, elbows out
+        tr.blend_arm(s, w1, rest.from_pelvis(s, 0.16, 0.12, 0.02), _pole(s, 1.0, 0.0, -0.2))
+    s = style.hand   # pose B: one arm raised high, the other on the hip
+    reach = 0.92 * rest.arm_length(s)
+    tr.blend_arm(s, w2, rest.from_shoulder(s, 0.25 * reach, 0.9 * reach, 0.2 * reach),
+                 _pole(s, 1.0, 0.2, 0.0))
+    o = style.other
+    tr.blend_arm(o, w2, rest.from_pelvis(o, 0.16, 0.12, 0.02), _pole(o, 1.0, 0.0, -0.2))
+    tr.add("spine_lat", -LATERAL[s] * d(6.0) * w2)
+    tr.add("knee_flex", d(15.0) * w1, o)
+    tr.add("hip_flex", d(8.0) * w1, o)
+    tr.add("hip_rot", d(10.0) * w1, o)
+
+
+def _purchases(tr, rest, rng, style):
+    """Reaching forward and down to pick items, looking at them."""
+    t, d = tr.t, np.deg2rad
+    s = style.hand
+    period = rng.uniform(3.0, 4.5) / style.speed
+    w = pulses(t, period, rise=0.8, hold=0.6, phase=rng.uniform(-1.0, 0.5))
+    reach = 0.9 * rest.arm_length(s)
+    target = rest.from_shoulder(s, 0.05, -0.55 * reach, 0.75 * reach)
+    tr.blend_arm(s, w, target, _pole(s, 0.5, -1.0, -0.2))
+    tr.add("spine_flex", d(18.0) * w)
+    tr.add("neck_flex", d(12.0) * w)
+    tr.add("knee_flex", d(10.0) * w, "L")
+    tr.add("knee_flex", d(10.0) * w, "R")
+    tr.add("hip_flex", d(10.0) * w, "L")
+    tr.add("hip_flex", d(10.0) * w, "R")
+    o = style.other
+    tr.set_arm(o, rest.from_shoulder(o, -0.02, -0.40, 0.22), _pole(o, 0.4, -1.0, -0.2))
+
+
+def _photo(tr, rest, rng, style):
+    """Both hands holding a camera in front of the face, lowered now and then."""
+    t, d = tr.t, np.deg2rad
+    w = pulses(t, rng.uniform(4.0, 6.0) / style.speed, rise=0.7, hold=2.0,
+               phase=rng.uniform(-2.0, 0.2))
+    for s in SIDES:
+        tr.blend_arm(s, w, rest.from_head(s, 0.06, 0.02, 0.22), _pole(s, 0.8, -1.0, 0.0))
+    tr.add("spine_twist", d(10.0) * smooth_noise(rng, t, f_max=0.2) * w)
+    _weight_shift(tr, rng, style, 2.0)
+
+
+def _waiting(tr, rest, rng, style):
+    """Weight shifts, arms crossed or hands behind the back, looking around."""
+    t, d = tr.t, np.deg2rad
+    crossed = rng.random() < 0.5
+    for s in SIDES:
+        if crossed:
+            target = rest.from_shoulder(s, -0.28, -0.22, 0.16)
+            pole = _pole(s, 0.6, -1.0, 0.2)
+        else:
+            target = rest.from_pelvis(s, -0.02, 0.05, -0.20)
+            pole = _pole(s, 0.6, -0.6, -1.0)
+        w = 0.8 + 0.2 * smooth_noise(rng, t, f_max=0.2)
+        tr.blend_arm(s, w, target, pole)
+    tr.add("neck_twist", d(15.0) * smooth_noise(rng, t, f_max=0.2))
+    _weight_shift(tr, rng, style, 6.0)
+
+
+def _sit(tr, rest, rng, style, weight=None):
+    """Seated on a chair: hips and knees near 90 deg, hands on the thighs."""
+    d = np.deg2rad
+    t = tr.t
+    w = np.ones(len(t)) if weight is None else weight
+    for s in SIDES:
+        tr.add("hip_flex", w * (d(85.0) + d(4.0) * smooth_noise(rng, t, f_max=0.2)), s)
+        tr.add("knee_flex", w * (d(88.0) + d(8.0) * smooth_noise(rng, t, f_max=0.2)), s)
+        tr.add("hip_abd", w * d(6.0), s)
+        tr.add("ankle_flex", w * d(-2.0), s)
+        thigh = rest.from_pelvis(s, 0.11, 0.05, 0.32)
+        tr.blend_arm(s, w * 0.9, thigh, _pole(s, 0.5, -0.5, -1.0))
+    tr.add("spine_flex", w * d(6.0))
+    tr.position_xy = tr.position_xy * (1 - w[:, None]) + w[:, None] * tr.position_xy[:1]
+    tr.seated = np.maximum(tr.seated, w)
+
+
+def _sitting(tr, rest, rng, style):
+    t, d = tr.t, np.deg2rad
+    _sit(tr, rest, rng, style)
+    s = style.hand   # occasional gesture or leaning back
+    w = pulses(t, rng.uniform(3.0, 5.0), rise=0.7, hold=0.8, phase=rng.uniform(-1, 1))
+    tr.blend_arm(s, w, rest.from_shoulder(s, -0.02, -0.30, 0.32), _pole(s, 0.4, -1.0, -0.2))
+    tr.add("spine_flex", -d(6.0) * smooth_noise(rng, t, f_max=0.15))
+
+
+def _sitting_down(tr, rest, rng, style):
+    """Standing -> seated (and back up in long clips), leaning forward while lowering."""
+    t, d = tr.t, np.deg2rad
+    duration = t[-1] - t[0] + 1.0 / FPS
+    stand, move, seat = 1.5, 1.4 / style.speed, 3.0
+    period = 2 * (stand + move) + seat
+    if duration < period:   # short clip: make sure the transition happens inside it
+        start = t[0] + rng.uniform(0.1, 0.3) * max(duration - move, 0.1)
+        u = np.mod(t - start + stand, period)
+    else:
+        u = np.mod(t - t[0] + rng.uniform(0, period), period)
+    down = smootherstep((u - stand) / move)
+    up = smootherstep((u - stand - move - seat) / move)
+    w = down * (1 - up)
+    transit = np.sin(np.pi * np.clip(w, 0, 1))    # peak lean mid-way
+    _sit(tr, rest, rng, style, weight=w)
+    tr.add("spine_flex", d(28.0) * transit)
+    tr.add("neck_flex", -d(8.0) * transit)
+    for s in SIDES:
+        tr.add("hip_flex", d(15.0) * transit, s)
+        tr.blend_arm(s, 0.5 * transit, rest.from_shoulder(s, 0.05, -0.45, 0.35),
+                     _pole(s, 0.4, -1.0, -0.3))
+
+
+def _walking(tr, rest, rng, style):
+    _gait(tr, rest, rng, style)
+
+
+def _walk_dog(tr, rest, rng, style):
+    """Slower, irregular walk, one hand forward and low holding a leash that tugs."""
+    s = style.hand
+    _gait(tr, rest, rng, style, speed=0.8, free_arms=(style.other,), arm_swing=0.7)
+    reach = 0.9 * rest.arm_length(s)
+    tug = 0.06 * smooth_noise(rng, tr.t, f_min=0.4, f_max=1.5)
+    target = rest.from_shoulder(s, 0.08, -0.75 * reach, 0.55 * reach) + tug[:, None]
+    tr.set_arm(s, target, _pole(s, 0.3, -1.0, -0.4))
+    tr.add("spine_flex", np.deg2rad(5.0))
+    tr.add("neck_flex", np.deg2rad(10.0))
+
+
+def _walk_together(tr, rest, rng, style):
+    """Walking beside someone: slower, head turned to the companion, reduced swing."""
+    side = rng.choice(SIDES)
+    _gait(tr, rest, rng, style, speed=0.85, arm_swing=0.6)
+    look = np.deg2rad(20.0) + np.deg2rad(8.0) * smooth_noise(rng, tr.t, f_max=0.3)
+    tr.add("neck_twist", LATERAL[side] * look)
+
+
+ACTION_GENERATORS: Dict[str, Callable] = {
+    "Directions": _directions, "Discussion": _discussion, "Eating": _eating,
+    "Greeting": _greeting, "Phoning": _phoning, "Posing": _posing, "Purchases": _purchases,
+    "Sitting": _sitting, "SittingDown": _sitting_down, "Smoking": _smoking, "Photo": _photo,
+    "Waiting": _waiting, "Walking": _walking, "WalkDog": _walk_dog,
+    "WalkTogether": _walk_together,
+}
+assert set(ACTION_GENERATORS) == set(ACTIONS)
+SEATED_ACTIONS = ("Eating", "Sitting", "SittingDown")
+
+
+def action_tracks(action: str, num_frames: int, rest: RestSkeleton, rng, style: Style,
+                  fps: int = FPS) -> Tracks:
+    """Clamped angle tracks, hand targets and root path of one clip of ``action``."""
+    if action not in ACTION_GENERATORS:
+        raise ValueError(f"unknown action '{action}'; known: {', '.join(ACTIONS)}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    t = np.arange(num_frames) / float(fps)
+    tr = _neutral_tracks(t, rest, rng, style)
+    ACTION_GENERATORS[action](tr, rest, rng, style)
+    tr.clamp_to_limits()
+    return tr
+
+
+# ----------------------------------------------------------------------------- pose
+def arm_ik(target, pole, upper, fore, rest_dir, min_flex_deg=JOINT_LIMITS_DEG["elbow_flex"][0],
+           max_flex_deg=JOINT_LIMITS_DEG["elbow_flex"][1]):
+    """Two-bone IK in the chest frame.
+
+    Returns the shoulder rotation (N,3,3) that maps the rest upper-arm direction onto the
+    solved one (with the elbow's bend plane containing the pole) and the elbow flexion (N,).
+    Targets out of reach are pulled in; flexion is clamped to the elbow's limits.
+    """
+    target = np.asarray(target, np.float64)
+    r = np.linalg.norm(target, axis=-1)
+    cos_flex = (r ** 2 - upper ** 2 - fore ** 2) / (2 * upper * fore)
+    flex = np.arccos(np.clip(cos_flex, -1, 1))
+    flex = np.clip(flex, np.deg2rad(min_flex_deg), np.deg2rad(max_flex_deg))
+    r = np.sqrt(upper ** 2 + fore ** 2 + 2 * upper * fore * np.cos(flex))
+    h = _unit(target)
+    cos_a = np.clip((upper ** 2 + r ** 2 - fore ** 2) / (2 * upper * r), -1, 1)
+    alpha = np.arccos(cos_a)
+    n = _unit(pole - (pole * h).sum(-1, keepdims=True) * h)
+    d = np.cos(alpha)[:, None] * h + np.sin(alpha)[:, None] * n     # upper-arm direction
+    f = _unit(r[:, None] * h - upper * d)                            # forearm direction
+    b = _unit(f - (f * d).sum(-1, keepdims=True) * d)                # bend direction
+    a = np.asarray(rest_dir, np.float64)
+    z = _unit(np.array([0.0, 0.0, 1.0]) - a[2] * a)
+    rest_frame = np.stack([a, z, np.cross(a, z)], -1)                # columns
+    new_frame = np.stack([d, b, np.cross(d, b)], -1)
+    return new_frame @ rest_frame.T, flex
+
+
+def compose_pose(tr: Tracks, rest: RestSkeleton) -> np.ndarray:
+    """SMPL pose (N, 72) axis-angle, global orientation into the z-up world included."""
+    n = tr.n
+    sc, sd = tr.scalars, tr.sided
+    R = np.tile(np.eye(3), (n, 24, 1, 1))
+    body = rot_z(sc["pelvis_list"]) @ rot_x(sc["pelvis_tilt"])
+    R[:, 0] = rot_z(tr.heading) @ rot_x(np.full(n, np.pi / 2)) @ body
+    spine = rot_y(sc["spine_twist"] / 3) @ rot_z(sc["spine_lat"] / 3) @ rot_x(sc["spine_flex"] / 3)
+    for name in ("spine1", "spine2", "spine3"):
+        R[:, _J[name]] = spine
+    R[:, _J["neck"]] = rot_y(sc["neck_twist"]) @ rot_x(sc["neck_flex"])
+    R[:, _J["head"]] = rot_z(sc["head_lat"]) @ rot_x(sc["head_flex"])
+    for s in SIDES:
+        lat = LATERAL[s]
+        R[:, _SIDE_JOINT[(s, "hip")]] = (rot_x(-sd["hip_flex"][s]) @ rot_z(lat * sd["hip_abd"][s])
+                                         @ rot_y(lat * sd["hip_rot"][s]))
+        R[:, _SIDE_JOINT[(s, "knee")]] = rot_x(sd["knee_flex"][s])
+        R[:, _SIDE_JOINT[(s, "ankle")]] = rot_x(sd["ankle_flex"][s])
+        shoulder, flex = arm_ik(tr.hand[s], tr.pole[s], rest.upper_arm(s), rest.forearm(s),
+                                rest.rest_direction(s))
+        R[:, _SIDE_JOINT[(s, "shoulder")]] = shoulder
+        R[:, _SIDE_JOINT[(s, "elbow")]] = rot_y(-lat * flex)
+        R[:, _SIDE_JOINT[(s, "wrist")]] = rot_z(-lat * sd["wrist_flex"][s])
+    return matrix_to_axis_angle(R).reshape(n, 72)
+
+
+# ----------------------------------------------------------------------------- placement
+def capture_centre(cameras) -> np.ndarray:
+    """World point (mm) closest, in least squares, to all cameras' optical axes."""
+    A = np.zeros((3, 3))
+    rhs = np.zeros(3)
+    for cam in cameras.values():
+        axis = cam.R[2]   # optical axis in world coordinates
+        P = np.eye(3) - np.outer(axis, axis)
+        A += P
+        rhs += P @ cam.center_world
+    return np.linalg.solve(A, rhs)
+
+
+def body_part_vertices(weights: np.ndarray, joints) -> np.ndarray:
+    """Indices of vertices whose dominant skinning joint is one of ``joints``."""
+    return np.flatnonzero(np.isin(np.asarray(weights).argmax(1), list(joints)))
+
+
+FOOT_JOINTS = (_J["left_ankle"], _J["right_ankle"], _J["left_foot"], _J["right_foot"])
+SEAT_JOINTS = (_J["pelvis"], _J["left_hip"], _J["right_hip"])
+
+
+def root_translation(vertices, root_joint, target_xy, seated, foot_ids, seat_ids,
+                     chair_height=None, default_chair_height=0.45):
+    """Translation (N, 3) metres placing posed vertices (N, V, 3) (z-up, no trans) in the room.
+
+    Standing: the lowest foot vertex touches z = 0. Seated: the lowest seat vertex rests on a
+    chair of ``chair_height`` (default: the height at which the feet just reach the floor in
+    the most flexed seated frame), and the feet may lift. Blends between the two by ``seated``;
+    the feet never go below the floor. The pelvis ends over ``target_xy``.
+    """
+    foot_min = vertices[:, foot_ids, 2].min(1)
+    seat_min = vertices[:, seat_ids, 2].min(1)
+    w = np.asarray(seated, np.float64)
+    if chair_height is None:
+        full = w > 0.999
+        chair_height = float((seat_min - foot_min)[full].min()) if full.any() else default_chair_height
+    z = (1 - w) * (-foot_min) + w * (chair_height - seat_min)
+    z = np.maximum(z, -foot_min)
+    xy = np.asarray(target_xy) - root_joint[:, :2]
+    return np.concatenate([xy, z[:, None]], -1), chair_height
+
+
+def joints_inside_images(joints_mm, cameras, margin_px=10.0) -> bool:
+    """True when every joint of every frame projects inside every camera's image."""
+    for cam in cameras.values():
+        X = cam.world_to_camera(np.asarray(joints_mm, np.float64))
+        if (X[..., 2] <= 100.0).any():
+            return False
+        uv = cam.project(X)
+        inside = ((uv[..., 0] >= margin_px) & (uv[..., 0] <= cam.width - margin_px) &
+                  (uv[..., 1] >= margin_px) & (uv[..., 1] <= cam.height - margin_px))
+        if not inside.all():
+            return False
+    return True

@@ -1,0 +1,140 @@
+"""The engine end to end on a tiny generated Human3.6M: train, checkpoints, resume, test, DDP."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lib.engine.run import run_cli, test_main, train_main
+from lib.experiment import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """3 subjects x 3 actions x 2 sub-actions x 24 frames, written in the real layouts."""
+    from data.synthesize import generate_synthetic_h36m
+    out = tmp_path_factory.mktemp("synth") / "Synthetic"
+    generate_synthetic_h36m(out_dir=out, seed=3, frames_per_sequence=24, subjects=(1, 5, 9),
+                            actions=("Walking", "Eating", "Sitting"), log=lambda *a: None)
+    return out
+
+
+def make_cfg(tmp_path, data_root, model="SemGCN", fmt="npz", joints=17, epochs=2, extra=None):
+    cfg = {
+        "output_dir": str(tmp_path / "experiment"),
+        "cache_dir": str(tmp_path / "cache"),
+        "smpl_dir": str(Path(data_root) / "smpl"),
+        "DATASET": {"format": fmt, "root": str(data_root), "num_joints": joints,
+                    "train_subjects": [1, 5], "test_subjects": [9], "train_stride": 2,
+                    "test_stride": 3, "val_fraction": 0.25, "require_smpl": False},
+        "MODEL": {"name": model, "hid_dim": 32, "linear_size": 64},
+        "TRAIN": {"epochs": epochs, "batch_size": 32, "lr": 0.002, "lr_step": [1],
+                  "num_threads": 1, "print_freq": 0},
+        "TEST": {"batch_size": 128},
+    }
+    for section, values in (extra or {}).items():
+        cfg.setdefault(section, {}).update(values) if isinstance(values, dict) else cfg.update({section: values})
+    path = tmp_path / f"{model}.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_dirs(tmp_path):
+    return sorted((tmp_path / "experiment").glob("exp_*"))
+
+
+def test_train_writes_run_folder_and_test_reproduces(tmp_path, tiny_data):
+    cfg = make_cfg(tmp_path, tiny_data, model="SemGCN")
+    summary = train_main(["--cfg", str(cfg)])
+    runs = run_dirs(tmp_path)
+    assert len(runs) == 1
+    run = runs[0]
+    ck = run / "checkpoint"
+    for name in ("checkpoint1.pth.tar", "checkpoint2.pth.tar", "best.pth.tar", "final.pth.tar"):
+        assert (ck / name).is_file(), name
+    for name in ("train_loss.png", "joint_error.png"):
+        assert (run / "graph" / name).stat().st_size > 1000
+    assert (run / "config.yml").is_file() and (run / "log.txt").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_mpjpe"] == pytest.approx(summary["test_mpjpe"])
+    state = load_checkpoint(ck / "final.pth.tar")
+    assert state["epoch"] == 2 and len(state["train_log"]) == 2
+    assert set(state) >= {"model_state_dict", "optim_state_dict", "scheduler_state_dict",
+                          "rng_state", "train_log", "test_log", "config", "version"}
+    # test.py with the final checkpoint reproduces the numbers of the end of training
+    out = test_main(["--cfg", str(cfg), "--weights", str(ck / "final.pth.tar")])
+    assert out["test_mpjpe"] == pytest.approx(summary["test_mpjpe"], rel=1e-6)
+    assert "framework" in out["checkpoint_kind"]
+    # and so does TEST.weight_path 'latest'
+    out2 = test_main(["--cfg", str(cfg), "--opts", "TEST.weight_path", "latest"])
+    assert out2["test_mpjpe"] == pytest.approx(out["test_mpjpe"], rel=1e-9)
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, tiny_data):
+    extra = {"MODEL": {"p_dropout": 0.3}}     # dropout: the RNG state must be restored too
+    full_dir, part_dir = tmp_path / "full", tmp_path / "part"
+    full_dir.mkdir(), part_dir.mkdir()
+    train_main(["--cfg", str(make_cfg(full_dir, tiny_data, "Martinez", epochs=3, extra=extra))])
+    part_cfg = make_cfg(part_dir, tiny_data, "Martinez", epochs=3, extra=extra)
+    train_main(["--cfg", str(part_cfg), "--opts", "TRAIN.epochs", "1"])
+    first = run_dirs(part_dir)[0] / "checkpoint" / "checkpoint1.pth.tar"
+    train_main(["--cfg", str(part_cfg), "--resume", str(first)])
+    a = load_checkpoint(run_dirs(full_dir)[0] / "checkpoint" / "final.pth.tar")
+    b = load_checkpoint(run_dirs(part_dir)[-1] / "checkpoint" / "final.pth.tar")
+    assert a["epoch"] == b["epoch"] == 3
+    for k, v in a["model_state_dict"].items():
+        assert torch.equal(v, b["model_state_dict"][k]), k
+    assert a["train_log"] == pytest.approx(b["train_log"], rel=0, abs=0)
+
+
+def test_user_errors_are_one_paragraph(tmp_path, tiny_data, capsys):
+    cfg = make_cfg(tmp_path, tiny_data, "SemGCN", epochs=1)
+    with pytest.raises(SystemExit) as e:
+        run_cli(train_main, ["--cfg", str(tmp_path / "missing.yml")])
+    assert e.value.code == 2 and "does not exist" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            run_cli(train_main, ["--cfg", str(cfg), "--gpu", "0,1"])
+        assert "no CUDA GPU" in capsys.readouterr().err
+    # a checkpoint from another architecture names what does not fit
+    train_main(["--cfg", str(make_cfg(tmp_path, tiny_data, "Martinez", epochs=1))])
+    final = next(Path(tmp_path / "experiment").glob("exp_*/checkpoint/final.pth.tar"))
+    with pytest.raises(SystemExit):
+        run_cli(test_main, ["--cfg", str(cfg), "--weights", str(final)])
+    err = capsys.readouterr().err
+    assert "does not fit the model" in err and "missing keys" in err
+    # a diverging loss stops with a clear message
+    with pytest.raises(SystemExit):
+        run_cli(train_main, ["--cfg", str(cfg), "--opts", "TRAIN.optimizer", "sgd", "TRAIN.lr",
+                             "1e30", "TRAIN.max_norm", "0.0", "TRAIN.epochs", "2"])
+    assert "training loss became" in capsys.readouterr().err
+
+
+def test_trains_below_mean_pose(tmp_path, tiny_data):
+    cfg = make_cfg(tmp_path, tiny_data, "Martinez", epochs=4,
+                   extra={"TRAIN": {"lr": 0.001, "lr_step": [10]}})
+    summary = train_main(["--cfg", str(cfg)])
+    assert summary["test_mpjpe"] < 0.8 * summary["mean_pose_test_mpjpe"]
+
+
+def test_ddp_two_cpu_processes(tmp_path, tiny_data):
+    cfg = make_cfg(tmp_path, tiny_data, "SemGCN", epochs=1)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29500 + os.getpid() % 1000), str(ROOT / "main" / "train.py"),
+           "--cfg", str(cfg)]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = run_dirs(tmp_path)
+    assert len(runs) == 1                   # only rank 0 writes
+    log = (runs[0] / "log.txt").read_text()
+    assert "DistributedDataParallel, 2 processes (gloo)" in log
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_mpjpe"])
