@@ -153,11 +153,10 @@ class Trainer:
             n = len(batch["input_2d"])
             total += parts["pose"].item() * n
             count += n
+            recent = parts["pose"].item() if i == 0 else 0.9 * recent + 0.1 * parts["pose"].item()
             if self.rt.is_main and (i % 10 == 0):
                 rate = count / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{total / count:.5f}",
-                                mpjpe=f"{1000 * math.sqrt(3 * total / count):.1f}mm~",
-                                rate=f"{rate:.0f}/s")
+                bar.set_postfix(loss=f"{recent:.5f}", rate=f"{rate:.0f}/s")
             if self.rt.is_main and cfg.TRAIN.print_freq and i and i % cfg.TRAIN.print_freq == 0:
                 self.log.info("epoch %d (%d/%d) joint loss %.6f", epoch, i, len(self.loader),
                               total / count)
