@@ -19,6 +19,7 @@ import torch
 
 from lib import __version__
 from lib.config import save_config
+from lib.models.utils import strip_module_prefix  # noqa: F401  (re-exported)
 
 LOG_NAME = "pose"
 
@@ -136,16 +137,6 @@ def unwrap(model):
             model = model._orig_mod
         else:
             return model
-
-
-def strip_module_prefix(state_dict: dict) -> dict:
-    """Remove the 'module.' (DataParallel) and '_orig_mod.' (compile) prefixes."""
-    out = {}
-    for k, v in state_dict.items():
-        while k.startswith("module.") or k.startswith("_orig_mod."):
-            k = k.split(".", 1)[1]
-        out[k] = v
-    return out
 
 
 def save_checkpoint(path, *, epoch, model, optimizer=None, scheduler=None, train_log=None,

@@ -8,14 +8,6 @@ from lib.models.baselines import SEMGCN_GROUPS_H36M16, LinearModel, SemGCN
 from lib.models.nonlocal_block import GraphNonLocal, NonLocalBlock
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
 

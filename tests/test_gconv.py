@@ -13,15 +13,6 @@ import torch
 from lib.graphs.skeleton_graph import adjacency_from_edges
 from lib.models.gconv import GCONV_VARIANTS, ModulatedGraphConv, build_gconv
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention with other jobs on the 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY_EDGES = [(0, 1), (1, 2), (1, 3)]      # a star around node 1: degrees 1, 3, 1, 1
 CIN, COUT, BATCH = 3, 2, 2
 

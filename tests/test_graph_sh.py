@@ -9,15 +9,6 @@ from lib.models.gconv import GCONV_VARIANTS
 from lib.models.graph_sh import BitDropout, GraphConvBlock, GraphSH, SkeletalPool, SkeletalUnpool
 from lib.models.utils import count_parameters, describe_model
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention with other jobs on the 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # reference/GraphSH.md §1.6 (C=64, 4 stacks)
 PUBLISHED_COUNTS = {
     "vanilla": 224_907, "dc_vanilla": 438_027, "semantic": 438_657, "modulated": 461_387,

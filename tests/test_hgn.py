@@ -21,16 +21,6 @@ FAKE48 = [23, 35, 39]
 FAKE96 = [3, 7, 11, 15, 19, 23, 27, 46, 47, 70, 71, 78, 79]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: with 2 threads on 2 cores shared with other jobs, every parallel op
-    can wait a scheduler slice, which makes these small-batch tests 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def graphs():
     adj17 = skeleton_adjacency(H36M17)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lib.models.utils import strip_module_prefix
+
 # Official graph sizes (HGN.md section 1.2): padded nodes, non-zeros with self-loops, fake nodes.
 OFFICIAL_GRAPHS = {
     "skeleton": dict(num_nodes=17, nnz=49, fake=()),
@@ -81,15 +83,6 @@ class CheckpointKind:
         return f"loaded {self.kind}{epoch} ({len(self.state_dict)} tensors)"
 
 
-def _strip_prefixes(state_dict: dict) -> dict:
-    out = {}
-    for key, value in state_dict.items():
-        while key.startswith("module.") or key.startswith("_orig_mod."):
-            key = key.split(".", 1)[1]
-        out[key] = value
-    return out
-
-
 def classify_checkpoint(ckpt) -> CheckpointKind:
     """Which code wrote this checkpoint dict (as torch.load returns it), and its state dict."""
     if not isinstance(ckpt, dict):
@@ -104,7 +97,7 @@ def classify_checkpoint(ckpt) -> CheckpointKind:
     else:
         raise ValueError(f"checkpoint has no 'model_state_dict' (keys: {sorted(ckpt)[:10]}); "
                          f"expected a file written by the original HGN code or by this framework")
-    return CheckpointKind(kind, None if epoch is None else int(epoch), _strip_prefixes(state_dict))
+    return CheckpointKind(kind, None if epoch is None else int(epoch), strip_module_prefix(state_dict))
 
 
 def diagnose_hgn_state_dict(model: torch.nn.Module, state_dict: dict) -> list:

@@ -17,3 +17,13 @@ def describe_model(module: nn.Module) -> str:
     name = f"{type(module).__name__}({config})" if config and "\n" not in config else type(module).__name__
     frozen = "" if trainable == total else f", {trainable:,} trainable"
     return f"{name}: {total:,} parameters ({total / 1e6:.2f}M){frozen}"
+
+
+def strip_module_prefix(state_dict: dict) -> dict:
+    """Remove the 'module.' (DataParallel/DDP) and '_orig_mod.' (torch.compile) key prefixes."""
+    out = {}
+    for k, v in state_dict.items():
+        while k.startswith("module.") or k.startswith("_orig_mod."):
+            k = k.split(".", 1)[1]
+        out[k] = v
+    return out
