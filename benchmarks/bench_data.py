@@ -118,7 +118,12 @@ def main(argv=None):
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}")
     summary, gen_s = bench_generation(out, args.frames)
     print(f"generate synthetic Human3.6M: {summary['num_frames']} frames "
-          f"({summary['num_sequences']} sequences) in {gen_s:.1f} s")
+          f"({summary['num_sequences']} sequences) in {gen_s:.1f} s "
+          f"({summary['num_frames'] / gen_s:,.0f} frames/s)")
+    stages = {k: v for k, v in summary.get("timings", {}).items() if k != "total_s"}
+    if stages:
+        print("  stages: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s"
+                                       for k, v in stages.items()))
     import logging
     logging.getLogger("pose").setLevel(logging.WARNING)
     rows = []

@@ -23,10 +23,10 @@ def ensure_synthetic(cfg):
     """Generate the synthetic default under DATASET.root if it is asked for and absent."""
     if not cfg.DATASET.synthetic:
         return
+    from data.synthesize import generate_synthetic_h36m, is_complete
     root = Path(cfg.DATASET.root)
-    if (root / "manifest.json").is_file():
+    if is_complete(root):
         return
-    from data.synthesize import generate_synthetic_h36m
     log.info("synthetic Human3.6M not found under %s: generating it (one-off)", root)
     generate_synthetic_h36m(out_dir=root)
 
@@ -104,7 +104,9 @@ def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
                            exclude=exclude, with_mesh=mesh is not None)
         subjects = sorted({s.subject for s in corpus.sequences})
         sources = source_files(cfg, subjects)
-        extra = dict(mesh_extra, val_keys=sorted(val_keys) if split == "val" else None)
+        # the npz files hold every subject: the subject list must be part of the key
+        extra = dict(mesh_extra, subjects=subjects,
+                     val_keys=sorted(val_keys) if split == "val" else None)
         arrays = cached_arrays(cfg.cache_dir, split, sources, spec,
                                lambda: build_arrays(corpus, spec, mesh), extra=extra)
         st = arrays["stats"]

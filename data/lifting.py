@@ -66,6 +66,19 @@ def _to_joint_set(arr: np.ndarray, source: str, num_joints: int) -> np.ndarray:
     return convert_joints(arr, source, JOINT_SET_OF[num_joints])
 
 
+def _keypoints_to_joint_set(kp: np.ndarray, source: str, num_joints: int,
+                            corpus: PoseCorpus) -> np.ndarray:
+    """Like :func:`_to_joint_set`, but a 2D file with too few joints is a user-facing error."""
+    have, want = SKELETONS[source].num_joints, num_joints
+    if have < want:
+        raise ValueError(
+            f"the 2D keypoints of {corpus.source or 'this dataset'} have {have} joints "
+            f"({source}), but DATASET.num_joints is {want}: {want} joints cannot be made from "
+            f"{have}. Set DATASET.num_joints to {have} (the GraphSH/SemGCN GT 2D file drops "
+            f"Neck/Nose), or use 2D keypoints with {want} joints.")
+    return _to_joint_set(kp, source, num_joints)
+
+
 def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
                  mesh: Optional[MeshTargets] = None) -> dict:
     """Flatten every (sequence, camera, frame) of ``corpus`` into training arrays.
@@ -119,8 +132,8 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
             x_cam = cam.world_to_camera(joints_w)                        # (n, J, 3) mm
             if cam_idx in seq.keypoints_2d:
                 kp = seq.keypoints_2d[cam_idx][idx].astype(np.float64)
-                kp = _to_joint_set(kp, seq.keypoints_2d_joint_set or seq.joint_set,
-                                   spec.num_joints)
+                kp = _keypoints_to_joint_set(kp, seq.keypoints_2d_joint_set or seq.joint_set,
+                                             spec.num_joints, corpus)
             else:
                 kp = project_to_pixels(x_cam, cam.f, cam.c,
                                        cam.k if spec.distort else None,

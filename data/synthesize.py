@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -42,8 +43,8 @@ from data.Human36M.coco_json import write_h36m_json  # noqa: E402
 from data.synthetic import motion  # noqa: E402
 from data.synthetic.detector_noise import DetectorNoise  # noqa: E402
 from lib.body.smpl import BodyModel, regress_joints  # noqa: E402
-from lib.body.synthetic_model import (build_h36m_regressor, build_synthetic_body_model,  # noqa: E402
-                                      write_synthetic_body_model)
+from lib.body.synthetic_model import (  # noqa: E402
+    build_h36m_regressor, build_synthetic_body_model, write_synthetic_body_model)
 from lib.geometry.camera import h36m_cameras  # noqa: E402
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS  # noqa: E402
 
@@ -58,7 +59,7 @@ SHAPE_STD, SHAPE_MAX = 0.7, 1.9          # per-subject beta ~ N(0, 0.7^2), |beta
 _MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT = 1, 2, 3, 4, 5
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(ValueError):
     """The generator cannot do what was asked (existing folder, impossible placement)."""
 
 
@@ -115,12 +116,14 @@ class SequenceSynthesizer:
             pose = motion.compose_pose(tracks, info["rest"])
             shape = np.repeat(info["shape"][None], num_frames, 0)
             verts, joints24 = self.body.forward(pose, shape, None)
-            verts = np.asarray(verts, np.float64)
             trans, _ = motion.root_translation(
-                verts, np.asarray(joints24, np.float64)[:, 0], info["centre_xy"] +
-                tracks.position_xy, tracks.seated, self.foot_ids, self.seat_ids)
-            joints_mm = regress_joints(verts + trans[:, None], self.regressor) * 1000.0
-            joints_mm = np.asarray(joints_mm, np.float64)
+                verts.double().numpy(), joints24[:, 0].double().numpy(),
+                info["centre_xy"] + tracks.position_xy, tracks.seated, self.foot_ids,
+                self.seat_ids)
+            # float32 like the body model, so forward(pose, shape, trans) rebuilds these joints
+            trans = trans.astype(np.float32).astype(np.float64)
+            placed = verts + torch.as_tensor(trans, dtype=torch.float32)[:, None]
+            joints_mm = regress_joints(placed, self.regressor).double().numpy() * 1000.0
             if motion.joints_inside_images(joints_mm, info["cameras"], self.margin_px):
                 break
         else:
@@ -340,7 +343,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", choices=sorted(FRAMES_PER_SEQUENCE), default="default",
                    help="default: 100 frames per sequence; large: 1000")
-    p.add_argument("--frames", type=int, default=None, help="frames per sequence (overrides --size)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames per sequence (overrides --size)")
     p.add_argument("--subjects", type=int, nargs="+", default=list(ALL_SUBJECTS))
     p.add_argument("--invalid-fit-rate", type=float, default=0.005,
                    help="fraction of frames written without an SMPL fit")

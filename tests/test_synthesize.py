@@ -1,104 +1,240 @@
-"""The synthetic Human3.6M: real layouts, deterministic, and 3D / 2D / mesh that agree."""
+"""Synthetic Human3.6M generator: layout, determinism, geometry agreement, plausibility."""
 import json
+import time
 
 import numpy as np
 import pytest
+import torch
 
 from data.h36m_npz import read_h36m_npz
-from data.Human36M.coco_json import read_h36m_json, read_h36m_regressor
-from data.synthesize import SynthesisError, generate_synthetic_h36m
+from data.Human36M.coco_json import annotation_path, read_h36m_json, read_h36m_regressor
+from data.synthesize import SynthesisError, generate_synthetic_h36m, read_manifest
+from data.synthetic import motion
+from data.synthetic.detector_noise import JOINT_STD_PX, DetectorNoise
 from lib.body.smpl import BodyModel, regress_joints
+from lib.body.synthetic_model import build_synthetic_body_model
+from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, H36M17, convert_joints
 
-ARGS = dict(seed=5, frames_per_sequence=30, subjects=(1, 9), actions=("Walking", "Sitting"),
-            log=lambda *a: None)
+SUBJECTS = (1, 9)
+ACTIONS = ("Walking", "Phoning", "Sitting")
+STANDING = {ACTION_IDX[a] for a in ACTIONS if a not in motion.SEATED_ACTIONS}
+FRAMES = 40
+TINY = dict(subjects=SUBJECTS, actions=ACTIONS, frames_per_sequence=FRAMES,
+            invalid_fit_rate=0.05, longer_2d_rate=0.5, log=lambda *_: None)
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    out = tmp_path_factory.mktemp("s") / "Synthetic"
-    generate_synthetic_h36m(out_dir=out, **ARGS)
-    return out
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "Synthetic"
+    summary = generate_synthetic_h36m(out, seed=3, **TINY)
+    return out, summary
 
 
-def test_real_layout(synth):
-    ann = synth / "Human36M" / "annotations"
-    for s in (1, 9):
-        for part in ("data", "camera", "joint_3d", "smpl_param"):
-            assert (ann / f"Human36M_subject{s}_{part}.json").is_file()
-    for name in ("data_3d_h36m.npz", "data_2d_h36m_gt.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz",
-                 "Human36M/J_regressor_h36m_correct.npy", "manifest.json",
-                 "smpl/basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"):
-        assert (synth / name).is_file(), name
-    data = json.loads((ann / "Human36M_subject1_data.json").read_text())
-    img = data["images"][0]
-    assert {"file_name", "width", "height", "action_idx", "subaction_idx", "cam_idx",
-            "frame_idx"} <= set(img)
-    # image sizes follow the calibration: cams 1 and 4 are 1000x1002
-    sizes = {(i["cam_idx"], i["width"], i["height"]) for i in data["images"]}
+@pytest.fixture(scope="module")
+def corpus(tiny):
+    return read_h36m_json(tiny[0])
+
+
+@pytest.fixture(scope="module")
+def body(tiny):
+    return BodyModel.from_dir(tiny[0] / "smpl", gender="neutral")
+
+
+def test_real_layout_and_image_sizes(tiny):
+    out, summary = tiny
+    for s in SUBJECTS:
+        for kind in ("data", "camera", "joint_3d", "smpl_param"):
+            assert annotation_path(out, s, kind).is_file()
+    for rel in ("Human36M/J_regressor_h36m_correct.npy", "data_3d_h36m.npz",
+                "data_2d_h36m_gt.npz", "data_2d_h36m_cpn_ft_h36m_dbb.npz", "README.md",
+                "manifest.json"):
+        assert (out / rel).is_file(), rel
+    for g in ("neutral", "f", "m"):
+        assert (out / "smpl" / f"basicModel_{g}_lbs_10_207_0_v1.0.0.pkl").is_file()
+    assert summary["num_sequences"] == len(SUBJECTS) * len(ACTIONS) * 2
+    assert summary["num_frames"] == summary["num_sequences"] * FRAMES
+    data = json.loads(annotation_path(out, 1, "data").read_text())
+    sizes = {(im["cam_idx"], im["width"], im["height"]) for im in data["images"]}
     assert sizes == {(1, 1000, 1002), (2, 1000, 1000), (3, 1000, 1000), (4, 1000, 1002)}
+    assert len(data["images"]) == 4 * len(ACTIONS) * 2 * FRAMES
+    assert not list(out.parent.glob(".Synthetic.tmp-*"))   # the temp folder is gone
 
 
-def test_deterministic(synth, tmp_path):
+def test_deterministic_and_seed_dependent(tiny, tmp_path):
+    out, _ = tiny
     again = tmp_path / "again"
-    generate_synthetic_h36m(out_dir=again, **ARGS)
-    for name in ("data_3d_h36m.npz", "Human36M/annotations/Human36M_subject9_smpl_param.json"):
-        a, b = (synth / name).read_bytes(), (again / name).read_bytes()
-        if name.endswith(".json"):
-            assert a == b
-        else:
-            za, zb = np.load(synth / name, allow_pickle=True), np.load(again / name, allow_pickle=True)
-            pa, pb = za["positions_3d"].item(), zb["positions_3d"].item()
-            for s in pa:
-                for act in pa[s]:
-                    assert np.array_equal(pa[s][act], pb[s][act])
-    # an existing set with other parameters is not overwritten silently
+    generate_synthetic_h36m(again, seed=3, **TINY)
+    assert read_manifest(again)["files"] == read_manifest(out)["files"]   # same bytes
+    other = tmp_path / "other"
+    generate_synthetic_h36m(other, seed=4, **TINY)
+    files_a, files_b = read_manifest(out)["files"], read_manifest(other)["files"]
+    assert files_a["data_3d_h36m.npz"]["sha256"] != files_b["data_3d_h36m.npz"]["sha256"]
+
+
+def test_existing_set_is_kept_refused_or_replaced(tiny, tmp_path):
+    out = tmp_path / "s"
+    generate_synthetic_h36m(out, seed=3, **TINY)
+    messages = []
+    kept = generate_synthetic_h36m(out, seed=3, **{**TINY, "log": messages.append})
+    assert kept["skipped"] and "nothing to do" in messages[0]
     with pytest.raises(SynthesisError, match="--force"):
-        generate_synthetic_h36m(out_dir=again, **dict(ARGS, seed=6))
+        generate_synthetic_h36m(out, seed=5, **TINY)
+    replaced = generate_synthetic_h36m(out, seed=5, force=True, **TINY)
+    assert not replaced["skipped"] and read_manifest(out)["parameters"]["seed"] == 5
 
 
-def test_joints_are_the_regressed_mesh(synth):
-    corpus = read_h36m_json(synth)
-    body = BodyModel.from_dir(synth / "smpl")
-    reg = read_h36m_regressor(synth)
-    for seq in corpus.sequences[:3]:
-        sm = seq.smpl
-        v, _ = body.forward(sm.pose, sm.shape, sm.trans)
-        joints = regress_joints(v, reg).numpy() * 1000.0
-        ok = sm.valid
-        assert np.abs(joints[ok] - seq.joints_world[ok]).max() < 0.05     # mm (float32 path)
-
-
-def test_plausible_motion(synth):
-    corpus = read_h36m_json(synth)
-    ankles = [H36M17.index("R_Ankle"), H36M17.index("L_Ankle")]
+def test_joints_inside_every_camera_image(corpus):
     for seq in corpus.sequences:
-        j = seq.joints_world
-        assert np.isfinite(j).all()
-        # bone lengths of one subject stay (nearly) constant: the body is rigid-limbed
-        bones = np.linalg.norm(j[:, 1:] - j[:, list(H36M17.parents[1:])], axis=-1)
-        assert (bones.std(0) / bones.mean(0)).max() < 0.05
-        # smooth: accelerations bounded at 50 fps (m/s^2)
-        acc = np.diff(j, 2, axis=0) * 50 ** 2 / 1000
-        assert np.linalg.norm(acc, axis=-1).max() < 60
-        if seq.action_idx == ACTION_IDX["Walking"]:
-            lowest = j[:, ankles, 2].min(1)
-            assert 0 < np.median(lowest) < 150          # ankles just above the floor (mm)
+        for cam in corpus.cameras[seq.subject].values():
+            uv = cam.project(cam.world_to_camera(seq.joints_world))
+            assert (uv[..., 0] > 0).all() and (uv[..., 0] < cam.width).all()
+            assert (uv[..., 1] > 0).all() and (uv[..., 1] < cam.height).all()
 
 
-def test_2d_agrees_with_cameras_and_stays_in_image(synth):
-    gt = read_h36m_npz(synth, keypoints="gt")
-    cpn = read_h36m_npz(synth, keypoints="cpn_ft_h36m_dbb")
-    diffs = []
-    for seq, det in zip(gt.sequences, cpn.sequences):
-        assert seq.key == det.key
-        for cam_idx, cam in gt.cameras[seq.subject].items():
-            proj = cam.project(cam.world_to_camera(seq.joints_world), distort=True)
-            proj16 = convert_joints(proj, seq.joint_set, "h36m16") if seq.joint_set != "h36m16" else proj
-            np.testing.assert_allclose(seq.keypoints_2d[cam_idx], proj16, atol=0.01)
-            assert (proj >= 0).all() and (proj[..., 0] < cam.width).all() \
-                and (proj[..., 1] < cam.height).all()
-            kp17 = convert_joints(proj, seq.joint_set, "h36m17") if seq.joint_set == "h36m32" else proj
-            diffs.append(np.linalg.norm(det.keypoints_2d[cam_idx] - kp17, axis=-1))
-    err = np.concatenate([d.ravel() for d in diffs])
-    assert 2.0 < np.median(err) < 20.0                   # a detector's few pixels, not GT
+def test_smpl_params_reproduce_joint_3d_and_skip_missing_fits(tiny, corpus, body):
+    out, summary = tiny
+    reg = read_h36m_regressor(out)
+    missing = 0
+    for seq in corpus.sequences:
+        sm = seq.smpl
+        missing += int((~sm.valid).sum())
+        v, _ = body.forward(sm.pose[sm.valid], sm.shape[sm.valid], sm.trans[sm.valid])
+        joints = regress_joints(v, reg).double().numpy() * 1000
+        np.testing.assert_allclose(joints, seq.joints_world[sm.valid], atol=1e-3)
+    assert missing == summary["invalid_fits"] > 0
+
+
+def test_model_loads_in_smplpytorch_and_agrees_with_cameras(tiny, corpus):
+    """The done-when: smplpytorch mesh -> regressor -> joints -> 2D match the stored 2D."""
+    from smplpytorch.pytorch.smpl_layer import SMPL_Layer
+    out, _ = tiny
+    layer = SMPL_Layer(gender="neutral", model_root=str(out / "smpl"))
+    reg = torch.as_tensor(read_h36m_regressor(out), dtype=torch.float32)
+    gt2d = read_h36m_npz(out, keypoints="gt")
+    seq = corpus.sequences[0]
+    sm, ok = seq.smpl, seq.smpl.valid
+    v, _ = layer(torch.as_tensor(sm.pose[ok], dtype=torch.float32),
+                 torch.as_tensor(sm.shape[ok], dtype=torch.float32),
+                 torch.as_tensor(sm.trans[ok], dtype=torch.float32))
+    joints = torch.einsum("kv,nvc->nkc", reg, v).double().numpy() * 1000
+    np.testing.assert_allclose(joints, seq.joints_world[ok], atol=0.05)
+    kp = gt2d.sequence(*seq.key).keypoints_2d
+    for c, cam in corpus.cameras[seq.subject].items():
+        uv = cam.project(cam.world_to_camera(convert_joints(joints, "h36m17", "h36m16")))
+        np.testing.assert_allclose(uv, kp[c][ok], atol=0.05)
+
+
+def test_gt_2d_is_distorted_projection_of_3d(tiny, corpus):
+    gt = np.load(tiny[0] / "data_2d_h36m_gt.npz", allow_pickle=True)
+    pos, meta = gt["positions_2d"].item(), gt["metadata"].item()
+    assert meta["num_joints"] == 16
+    seq = corpus.sequence(9, 14, 2)
+    arrays = pos["S9"]["Walking 1"]
+    cams = h36m_cameras(9)
+    for c in range(1, 5):
+        j16 = convert_joints(seq.joints_world, "h36m17", "h36m16")
+        expected = cams[c].project(cams[c].world_to_camera(j16), distort=True)
+        np.testing.assert_allclose(arrays[c - 1], expected, atol=1e-3)
+        assert np.abs(expected - cams[c].project(cams[c].world_to_camera(j16),
+                                                 distort=False)).max() > 1.0
+
+
+def test_cpn_like_2d_is_noisy_longer_sometimes_and_trimmed(tiny, corpus):
+    raw = np.load(tiny[0] / "data_2d_h36m_cpn_ft_h36m_dbb.npz", allow_pickle=True)
+    assert raw["metadata"].item()["layout_name"] == "h36m"
+    lengths = [len(a[0]) for acts in raw["positions_2d"].item().values() for a in acts.values()]
+    assert max(lengths) > FRAMES and min(lengths) == FRAMES
+    cpn = read_h36m_npz(tiny[0], keypoints="cpn_ft_h36m_dbb")
+    errors, lag1 = [], []
+    for seq in cpn.sequences:
+        assert seq.keypoints_2d[1].shape == (FRAMES, 17, 2)     # trimmed by the reader
+        ref = corpus.sequence(*seq.key)
+        for c, cam in corpus.cameras[seq.subject].items():
+            exact = cam.project(cam.world_to_camera(ref.joints_world))
+            err = seq.keypoints_2d[c] - exact
+            errors.append(np.linalg.norm(err, axis=-1).mean())
+            e = err[..., 0].reshape(FRAMES, -1)
+            lag1.append(np.corrcoef(e[1:].ravel(), e[:-1].ravel())[0, 1])
+    assert 3.0 < np.mean(errors) < 12.0
+    assert np.mean(lag1) > 0.6                      # temporally correlated, not white
+
+
+def test_feet_on_the_floor(corpus, body):
+    foot = motion.body_part_vertices(build_synthetic_body_model(0)["weights"],
+                                     motion.FOOT_JOINTS)
+    for seq in corpus.sequences:
+        sm, ok = seq.smpl, seq.smpl.valid     # frames without a fit read back as zeros
+        v, _ = body.forward(sm.pose[ok], sm.shape[ok], sm.trans[ok])
+        lowest = v[:, foot, 2].min(1).values.numpy()
+        assert lowest.min() > -1e-3                  # never below the floor
+        if seq.action_idx in STANDING:
+            np.testing.assert_allclose(lowest, 0.0, atol=1e-3)
+
+
+def test_smooth_motion_and_rigid_bones(corpus):
+    fps = motion.FPS
+    per_subject = {}
+    for seq in corpus.sequences:
+        x = seq.joints_world / 1000.0
+        accel = np.linalg.norm(np.diff(x, 2, axis=0), axis=-1) * fps ** 2
+        assert accel.max() < 60.0, (seq.key, accel.max())        # m/s^2
+        bones = np.stack([np.linalg.norm(x[:, c] - x[:, p], axis=-1) for p, c in H36M17.bones], 1)
+        per_subject.setdefault(seq.subject, []).append(bones)
+    for subject, bones in per_subject.items():
+        bones = np.concatenate(bones)
+        spread = bones.std(0) / bones.mean(0)
+        limbs = [i for i, (p, c) in enumerate(H36M17.bones) if c in (2, 3, 5, 6, 12, 13, 15, 16)]
+        assert spread[limbs].max() < 0.03, (subject, spread)
+
+
+def test_joint_limits_in_stored_pose(corpus):
+    for seq in corpus.sequences:
+        aa = seq.smpl.pose[seq.smpl.valid].reshape(-1, 24, 3)
+        for knee in (4, 5):        # pure flexion about +x, never hyperextended
+            assert (aa[:, knee, 0] >= 0).all() and np.abs(aa[:, knee, 1:]).max() < 1e-9
+        assert (aa[:, 18, 1] <= 0).all() and np.abs(aa[:, 18, [0, 2]]).max() < 1e-9
+        assert (aa[:, 19, 1] >= 0).all() and np.abs(aa[:, 19, [0, 2]]).max() < 1e-9
+        assert np.rad2deg(np.linalg.norm(aa[:, [4, 5, 18, 19]], axis=-1)).max() <= 150.0 + 1e-6
+
+
+def test_arm_ik_puts_the_wrist_on_the_target(body):
+    _, rest_j = body.forward(np.zeros((1, 72)))
+    rest = motion.RestSkeleton(rest_j[0].double().numpy())
+    n = 3
+    tr = motion._neutral_tracks(np.arange(n) / 50.0, rest, np.random.default_rng(0),
+                                motion.Style())
+    for name in tr.scalars:
+        tr.scalars[name][:] = 0.0
+    tr.heading = np.zeros(n)
+    targets = np.array([[0.1, -0.3, 0.3], [-0.05, 0.2, 0.25], [0.3, 0.1, 0.1]])
+    tr.set_arm("L", targets, [0.5, -1.0, 0.0])
+    _, joints = body.forward(motion.compose_pose(tr, rest))
+    joints = joints.double().numpy()
+    to_smpl = motion.rot_x(np.array(-np.pi / 2))          # undo the y-up -> z-up turn
+    reached = (joints[:, 20] - joints[:, 16]) @ to_smpl.T
+    np.testing.assert_allclose(reached, targets, atol=0.015)
+
+
+def test_detector_noise_statistics():
+    rng = np.random.default_rng(0)
+    clean = np.zeros((4000, 17, 2)) + 500.0
+    noisy = DetectorNoise(outlier_rate=0.0, swap_rate=0.0).apply(clean, rng)
+    std = (noisy - clean).std(0).mean(-1)
+    np.testing.assert_allclose(std, JOINT_STD_PX, rtol=0.25)
+    assert std[[13, 16]].min() > 1.5 * std[[0, 1, 4]].max()      # wrists noisier than hips
+    heavy = DetectorNoise().apply(clean, np.random.default_rng(0))
+    err = np.linalg.norm(heavy - clean, axis=-1)
+    assert 4.0 < err.mean() < 10.0 and err.max() > 30.0             # heavy tail
+    again = DetectorNoise().apply(clean, np.random.default_rng(0))
+    np.testing.assert_array_equal(heavy, again)
+    with pytest.raises(ValueError, match="17, 2"):
+        DetectorNoise().apply(np.zeros((5, 16, 2)), rng)
+
+
+@pytest.mark.slow
+def test_full_default_set_within_a_minute(tmp_path):
+    start = time.perf_counter()
+    summary = generate_synthetic_h36m(tmp_path / "full", seed=0, log=lambda *_: None)
+    assert summary["num_sequences"] == 7 * 15 * 2
+    assert time.perf_counter() - start < 60.0

@@ -215,10 +215,17 @@ class Tracks:
         self.hand[side] = np.broadcast_to(np.asarray(target, np.float64), (self.n, 3)).copy()
         self.pole[side] = np.broadcast_to(np.asarray(pole, np.float64), (self.n, 3)).copy()
 
-    def blend_arm(self, side, weight, target, pole):
-        """Move the hand towards ``target`` by ``weight`` (N,) in [0, 1]."""
+    def blend_arm(self, side, weight, target, pole, arc=0.2):
+        """Move the hand towards ``target`` by ``weight`` (N,) in [0, 1].
+
+        Half-way the hand passes ``arc`` metres further forward than the straight line, as a
+        real reach does; the straight line can run through the shoulder, where the IK's
+        solution turns over abruptly.
+        """
         w = np.asarray(weight, np.float64)[:, None]
-        self.hand[side] = (1 - w) * self.hand[side] + w * np.asarray(target, np.float64)
+        bulge = 4 * w * (1 - w) * np.array([0.0, 0.0, arc])
+        self.hand[side] = ((1 - w) * self.hand[side] + w * np.asarray(target, np.float64)
+                           + bulge)
         self.pole[side] = (1 - w) * self.pole[side] + w * np.asarray(pole, np.float64)
 
     def clamp_to_limits(self):
@@ -593,20 +600,35 @@ def action_tracks(action: str, num_frames: int, rest: RestSkeleton, rng, style: 
 
 
 # ----------------------------------------------------------------------------- pose
+def soft_range(x, lo, hi, width=0.05):
+    """Identity in the middle of [lo, hi], saturating smoothly (C1, tanh) towards both ends.
+
+    The outer ``width`` of the range on each side is compressed, so the result stays strictly
+    inside (lo, hi) however far ``x`` goes.
+    """
+    width = min(width, 0.25 * (hi - lo))
+    a, b = lo + width, hi - width
+    x = np.asarray(x, np.float64)
+    out = np.where(x > b, b + width * np.tanh((x - b) / width), x)
+    return np.where(x < a, a - width * np.tanh((a - x) / width), out)
+
+
 def arm_ik(target, pole, upper, fore, rest_dir, min_flex_deg=JOINT_LIMITS_DEG["elbow_flex"][0],
            max_flex_deg=JOINT_LIMITS_DEG["elbow_flex"][1]):
     """Two-bone IK in the chest frame.
 
     Returns the shoulder rotation (N,3,3) that maps the rest upper-arm direction onto the
     solved one (with the elbow's bend plane containing the pole) and the elbow flexion (N,).
-    Targets out of reach are pulled in; flexion is clamped to the elbow's limits.
+    The shoulder-hand distance is squeezed smoothly (:func:`soft_range`) into what the elbow's
+    limits allow: a hard clamp would put kinks, i.e. acceleration spikes, into the motion.
     """
     target = np.asarray(target, np.float64)
-    r = np.linalg.norm(target, axis=-1)
+    reach = lambda flex_deg: np.sqrt(upper ** 2 + fore ** 2 +
+                                     2 * upper * fore * np.cos(np.deg2rad(flex_deg)))
+    r_far, r_near = reach(min_flex_deg), reach(max_flex_deg)
+    r = soft_range(np.linalg.norm(target, axis=-1), r_near, r_far)
     cos_flex = (r ** 2 - upper ** 2 - fore ** 2) / (2 * upper * fore)
     flex = np.arccos(np.clip(cos_flex, -1, 1))
-    flex = np.clip(flex, np.deg2rad(min_flex_deg), np.deg2rad(max_flex_deg))
-    r = np.sqrt(upper ** 2 + fore ** 2 + 2 * upper * fore * np.cos(flex))
     h = _unit(target)
     cos_a = np.clip((upper ** 2 + r ** 2 - fore ** 2) / (2 * upper * r), -1, 1)
     alpha = np.arccos(cos_a)
@@ -683,7 +705,8 @@ def root_translation(vertices, root_joint, target_xy, seated, foot_ids, seat_ids
     w = np.asarray(seated, np.float64)
     if chair_height is None:
         full = w > 0.999
-        chair_height = float((seat_min - foot_min)[full].min()) if full.any() else default_chair_height
+        chair_height = (float((seat_min - foot_min)[full].min()) if full.any()
+                        else default_chair_height)
     z = (1 - w) * (-foot_min) + w * (chair_height - seat_min)
     z = np.maximum(z, -foot_min)
     xy = np.asarray(target_xy) - root_joint[:, :2]
