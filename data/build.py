@@ -19,13 +19,32 @@ log = logging.getLogger("pose")
 SPLITS = ("train", "val", "test")
 
 
+# Generator parameters carried over when an outdated synthetic set is regenerated, so that a
+# 'large' or subject-restricted set stays what its user asked for.
+REGENERATE_KEYS = ("seed", "frames_per_sequence", "subjects", "actions", "subactions",
+                   "invalid_fit_rate", "longer_2d_rate", "margin_px")
+
+
 def ensure_synthetic(cfg):
-    """Generate the synthetic default under DATASET.root if it is asked for and absent."""
+    """Generate the synthetic default under DATASET.root if it is asked for and absent.
+
+    A set written by an older generator version is regenerated (it is derived data, and the
+    numbers of a run should not depend on when the folder was first written).
+    """
     if not cfg.DATASET.synthetic:
         return
-    from data.synthesize import generate_synthetic_h36m, is_complete
+    from data.synthesize import VERSION, generate_synthetic_h36m, is_complete, read_manifest
     root = Path(cfg.DATASET.root)
-    if is_complete(root):
+    manifest = read_manifest(root)
+    old = (manifest or {}).get("parameters", {}).get("version")
+    if manifest and old != VERSION:
+        log.warning("synthetic Human3.6M under %s was written by generator version %s; this "
+                    "code writes version %s: regenerating it", root, old, VERSION)
+        keep = {k: manifest["parameters"][k] for k in REGENERATE_KEYS
+                if k in manifest["parameters"]}
+        generate_synthetic_h36m(out_dir=root, force=True, **keep)
+        return
+    if is_complete(root, manifest):
         return
     log.info("synthetic Human3.6M not found under %s: generating it (one-off)", root)
     generate_synthetic_h36m(out_dir=root)

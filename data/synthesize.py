@@ -48,7 +48,7 @@ from lib.body.synthetic_model import (  # noqa: E402
 from lib.geometry.camera import h36m_cameras  # noqa: E402
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS  # noqa: E402
 
-VERSION = 1
+VERSION = 2                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)

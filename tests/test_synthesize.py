@@ -238,3 +238,23 @@ def test_full_default_set_within_a_minute(tmp_path):
     summary = generate_synthetic_h36m(tmp_path / "full", seed=0, log=lambda *_: None)
     assert summary["num_sequences"] == 7 * 15 * 2
     assert time.perf_counter() - start < 60.0
+
+
+def test_outdated_set_is_regenerated_with_its_own_parameters(tmp_path):
+    """A set from an older generator version is rewritten, keeping its size and subjects."""
+    from data.build import ensure_synthetic
+    from data.synthesize import MANIFEST, VERSION
+    from lib.config import default_config, merge
+    out = tmp_path / "Synthetic"
+    small = dict(subjects=(1,), actions=("Walking",), frames_per_sequence=6, log=lambda *_: None)
+    generate_synthetic_h36m(out, seed=7, **small)
+    manifest = read_manifest(out)
+    manifest["parameters"]["version"] = VERSION - 1
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    cfg = merge(default_config(), {"DATASET": {"synthetic": True, "root": str(out)}}, "test")
+    ensure_synthetic(cfg)
+    params = read_manifest(out)["parameters"]
+    assert params["version"] == VERSION
+    assert (params["seed"], params["subjects"], params["actions"],
+            params["frames_per_sequence"]) == (7, [1], ["Walking"], 6)
+    assert read_manifest(out)["files"] == {**manifest["files"]}   # same bytes as before
