@@ -44,10 +44,17 @@ def ensure_synthetic(cfg):
                 if k in manifest["parameters"]}
         generate_synthetic_h36m(out_dir=root, force=True, **keep)
         return
+    frames = int(cfg.DATASET.synthetic_frames) or None
     if is_complete(root, manifest):
+        have = manifest["parameters"]["frames_per_sequence"]
+        if frames is not None and have != frames:
+            raise ValueError(
+                f"{root} holds a synthetic set with {have} frames per sequence but "
+                f"DATASET.synthetic_frames is {frames}; point DATASET.root at another folder, "
+                f"delete {root}, or set DATASET.synthetic_frames to {have} (0: use what is there)")
         return
     log.info("synthetic Human3.6M not found under %s: generating it (one-off)", root)
-    generate_synthetic_h36m(out_dir=root)
+    generate_synthetic_h36m(out_dir=root, frames_per_sequence=frames)
 
 
 def source_files(cfg, subjects) -> list:

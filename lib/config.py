@@ -29,6 +29,7 @@ DEFAULTS = {
         "format": "json",            # 'json' (COCO-style, HGN) | 'npz' (VideoPose3D, GraphSH)
         "root": "data",              # json: holds Human36M/annotations; npz: holds the .npz files
         "synthetic": False,          # generate data/Synthetic (and its body model) if absent
+        "synthetic_frames": 0,       # frames per generated sequence; 0: the generator's default
         "keypoints": "gt",           # 2D source: gt | cpn_ft_h36m_dbb | detectron_ft_h36m
         "num_joints": 17,            # 17 (HGN, H36M-17) or 16 (SemGCN/GraphSH, no Neck/Nose)
         "train_subjects": [1, 5, 6, 7, 8],

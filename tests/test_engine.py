@@ -78,6 +78,31 @@ def test_train_writes_run_folder_and_test_reproduces(tmp_path, tiny_data):
     assert out2["test_mpjpe"] == pytest.approx(out["test_mpjpe"], rel=1e-9)
 
 
+def test_fresh_machine_generates_synthetic_then_trains_and_tests(tmp_path, capsys):
+    """The README's first command on a machine without data: train.py writes the synthetic set
+    (body model included) before anything reads it, then test.py evaluates with .obj meshes."""
+    root = tmp_path / "fresh" / "Synthetic"
+    cfg = make_cfg(tmp_path, root, model="HGN", fmt="json", joints=17, epochs=1, extra={
+        "DATASET": {"synthetic": True, "synthetic_frames": 6, "train_subjects": [1],
+                    "test_subjects": [9], "val_fraction": 0.0, "require_smpl": True},
+        "TEST": {"vis": True, "vis_samples": 2, "weight_path": "latest"}})
+    assert not root.exists()
+    summary = train_main(["--cfg", str(cfg)])
+    assert (root / "smpl" / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl").is_file()
+    out = evaluate_main(["--cfg", str(cfg)])
+    assert out["test_mpjpe"] == pytest.approx(summary["test_mpjpe"], rel=1e-6)
+    objs = sorted(run_dirs(tmp_path)[-1].glob("vis/**/*.obj"))
+    assert objs
+    lines = objs[0].read_text().splitlines()
+    n_vertices = sum(ln.startswith("v ") for ln in lines)
+    faces = [[int(i) for i in ln.split()[1:]] for ln in lines if ln.startswith("f ")]
+    assert n_vertices > 17 and faces and all(1 <= i <= n_vertices for f in faces for i in f)
+    # asking for another size than the one on disk is an error, not a silent reuse
+    with pytest.raises(SystemExit):
+        run_cli(train_main, ["--cfg", str(cfg), "--opts", "DATASET.synthetic_frames", "8"])
+    assert "6 frames per sequence" in capsys.readouterr().err
+
+
 def test_resume_matches_uninterrupted_run(tmp_path, tiny_data):
     extra = {"MODEL": {"p_dropout": 0.3}}     # dropout: the RNG state must be restored too
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
@@ -116,6 +141,12 @@ def test_user_errors_are_one_paragraph(tmp_path, tiny_data, capsys):
         run_cli(train_main, ["--cfg", str(cfg), "--opts", "TRAIN.optimizer", "sgd", "TRAIN.lr",
                              "1e30", "TRAIN.max_norm", "0.0", "TRAIN.epochs", "2"])
     assert "training loss became" in capsys.readouterr().err
+    # ... and each run's log.txt holds its own error, not another run's
+    logs = sorted(Path(tmp_path / "experiment").glob("exp_*/log.txt"))
+    assert "error (TrainingDiverged): the training loss became" in logs[-1].read_text()
+    texts = [p.read_text() for p in logs]
+    assert not any("TrainingDiverged" in t for t in texts[:-1])
+    assert sum("error (CheckpointError)" in t for t in texts) == 1   # in the test run's own log
     # 17 joints asked of the 16-joint GT 2D file: a clear message, not a reduction error
     with pytest.raises(SystemExit):
         run_cli(train_main, ["--cfg", str(make_cfg(tmp_path, tiny_data, "SemGCN", joints=17))])

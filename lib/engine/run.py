@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import sys
 import textwrap
@@ -16,8 +17,8 @@ from lib.engine.devices import DeviceError, cleanup, setup_runtime, wrap_model
 from lib.engine.evaluate import (compute_metrics, mean_pose_mpjpe, predict, protocol_card,
                                  report)
 from lib.engine.trainer import Trainer, TrainingDiverged
-from lib.experiment import (CheckpointError, Experiment, load_checkpoint, load_model_weights,
-                            seed_everything, setup_logging)
+from lib.experiment import (LOG_NAME, CheckpointError, Experiment, load_checkpoint,
+                            load_model_weights, seed_everything, setup_logging)
 from lib.models.utils import count_parameters
 from lib.registry import ModelContext, build_model, model_entry
 
@@ -36,6 +37,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
 
 def run_cli(fn, argv=None):
     """Run ``fn(argv)``; user errors become one readable paragraph and exit code 2."""
+    before = set(logging.getLogger(LOG_NAME).handlers)
     try:
         return fn(argv)
     except USER_ERRORS as exc:
@@ -43,17 +45,43 @@ def run_cli(fn, argv=None):
         msg = textwrap.fill(f"error ({name}): {exc}", width=100, break_long_words=False,
                             break_on_hyphens=False)
         print(msg, file=sys.stderr)
+        _append_to_run_log(msg, before)
         raise SystemExit(2) from None
+
+
+def _append_to_run_log(msg, handlers_before):
+    """Put the error in the log.txt of the run folder this call opened, if it opened one.
+
+    Only file handlers added during the call count: an earlier run in the same process keeps
+    its handler until the next run replaces it, and its log must not get this error.
+    """
+    for h in logging.getLogger(LOG_NAME).handlers:
+        if isinstance(h, logging.FileHandler) and h not in handlers_before:
+            h.emit(logging.LogRecord(LOG_NAME, logging.ERROR, __file__, 0, msg, None, None))
+            h.flush()
 
 
 def _prepare(cfg, runtime):
     if cfg.TRAIN.num_threads:
         torch.set_num_threads(cfg.TRAIN.num_threads)
     seed_everything(cfg.seed)
+    _ensure_data(cfg, runtime)
     ctx = ModelContext(cfg)
     entry = model_entry(cfg.MODEL.name)
     mesh = ctx.mesh_targets() if entry.needs_mesh else None
     return ctx, mesh
+
+
+def _ensure_data(cfg, runtime):
+    """Generate the synthetic default before anything reads it (its body model included).
+
+    One process generates; the others of a distributed run wait for it.
+    """
+    from data.build import ensure_synthetic
+    if runtime.is_main:
+        ensure_synthetic(cfg)
+    if runtime.distributed:
+        torch.distributed.barrier()
 
 
 def _log_model(cfg, model, log):
