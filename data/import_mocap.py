@@ -1,7 +1,12 @@
-"""Import real motion capture (CMU ASF/AMC) as Human3.6M data seen by the real H36M cameras.
+"""Import real motion capture (CMU ASF/AMC, or BVH) as Human3.6M data seen by the H36M cameras.
 
     python data/import_mocap.py --asf 02.asf --amc 02_01.amc 02_02.amc --out data/CMU \\
         --subject 1 --action Walking --format npz json
+    python data/import_mocap.py --bvh 02_01.bvh --bvh-unit cm --out data/CMU --action Walking
+
+BVH joints are matched by name to the CMU skeleton (ASF bone names, or the usual CMU-BVH names
+such as Hips, LeftUpLeg, LeftForeArm); the file's length unit and up axis are options, and a
+body that does not come out of human height is an error.
 
 Writes ``data_3d_h36m.npz`` + ``data_2d_h36m_gt.npz`` (``--format npz``, under ``--out``) and/or
 the COCO-style ``Human36M/annotations/Human36M_subject{S}_*.json`` (``--format json``). The
@@ -23,7 +28,8 @@ if __package__ in (None, ""):  # run as a script: put the repository root on sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.mocap.asf_amc import MocapFormatError  # noqa: E402
-from data.mocap.to_h36m import H36M_FPS, ImportOptions, import_clips  # noqa: E402
+from data.mocap.to_h36m import (H36M_FPS, LENGTH_UNITS_MM, ImportOptions,  # noqa: E402
+                                import_bvh_clips, import_clips)
 from lib.geometry.h36m_calibration import EXTRINSICS  # noqa: E402
 
 LOG = logging.getLogger("import_mocap")
@@ -47,8 +53,13 @@ def write_corpus(corpus, out: Path, formats, joints_2d: int = 16) -> List[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--asf", required=True, type=Path, help="skeleton file (e.g. cmu/02/02.asf)")
-    p.add_argument("--amc", required=True, type=Path, nargs="+", help="motion files of that skeleton")
+    p.add_argument("--asf", type=Path, help="skeleton file (e.g. cmu/02/02.asf)")
+    p.add_argument("--amc", type=Path, nargs="+", help="motion files of that skeleton")
+    p.add_argument("--bvh", type=Path, nargs="+", help="BVH files (instead of --asf/--amc)")
+    p.add_argument("--bvh-unit", default="cm",
+                   help=f"length unit of the BVH files: {', '.join(LENGTH_UNITS_MM)} or mm per "
+                        f"unit (default cm)")
+    p.add_argument("--bvh-up", choices=("y", "z"), default="y", help="up axis of the BVH files")
     p.add_argument("--out", required=True, type=Path, help="output root")
     p.add_argument("--subject", type=int, default=1, help="H36M subject id of the sequences")
     p.add_argument("--action", nargs="+", default=["Walking"],
@@ -70,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    asf_amc = bool(args.asf and args.amc) and not args.bvh
+    bvh_only = bool(args.bvh) and not (args.asf or args.amc)
+    if not (asf_amc or bvh_only):
+        parser.error("give either --asf with --amc, or --bvh")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cam_subject = args.camera_subject
     if cam_subject is None:
@@ -83,8 +99,12 @@ def main(argv: Optional[list] = None) -> int:
                             on_floor=not args.no_floor, max_frames=args.max_frames)
     actions = args.action[0] if len(args.action) == 1 else args.action
     try:
-        corpus = import_clips(args.asf, args.amc, subject=args.subject, actions=actions,
-                              options=options)
+        if args.bvh:
+            corpus = import_bvh_clips(args.bvh, subject=args.subject, actions=actions,
+                                      options=options, unit=args.bvh_unit, up=args.bvh_up)
+        else:
+            corpus = import_clips(args.asf, args.amc, subject=args.subject, actions=actions,
+                                  options=options)
         paths = write_corpus(corpus, args.out, args.format, args.joints_2d)
     except (MocapFormatError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

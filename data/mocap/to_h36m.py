@@ -1,4 +1,4 @@
-"""CMU (ASF/AMC) motion capture -> Human3.6M joint sets, world frame and cameras.
+"""CMU-like motion capture (ASF/AMC or BVH) -> Human3.6M joint sets, world frame and cameras.
 
 Joint mapping (CMU bone names; a bone starts where its parent ends). H36M-32 index: point.
 Indices follow ``lib.geometry.skeleton.H36M32``; the H36M-17 set is its usual reduction.
@@ -43,6 +43,7 @@ from typing import Dict, Optional, Sequence as Seq
 import numpy as np
 
 from data.corpus import PoseCorpus, Sequence
+from data.mocap import bvh
 from data.mocap.asf_amc import AmcMotion, AsfSkeleton, forward_kinematics, read_amc, read_asf
 from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, KEEP_32_TO_17, canonical_action
@@ -67,6 +68,23 @@ CMU_TO_H36M = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 FOOT_JOINTS_32 = (3, 4, 5, 8, 9, 10)
 CMU_FPS = 120.0
 H36M_FPS = 50.0
+# BVH joint names -> the CMU bone that starts at that joint. ASF-derived BVH files (ours, and
+# most converters) use the bone names themselves; the widely used CMU BVH conversions name the
+# joints as below (the joint sits where the bone starts).
+BVH_ALIASES = {
+    "hips": "root", "lowerback": "lowerback", "spine": "upperback", "spine1": "thorax",
+    "neck": "lowerneck", "neck1": "upperneck", "head": "head",
+    **{f"{side}hipjoint": f"{s}hipjoint" for side, s in (("l", "l"), ("r", "r"))},
+    **{f"{side}{a}": f"{s}{b}" for side, s in (("left", "l"), ("right", "r")) for a, b in (
+        ("upleg", "femur"), ("leg", "tibia"), ("foot", "foot"), ("toebase", "toes"),
+        ("shoulder", "clavicle"), ("arm", "humerus"), ("forearm", "radius"), ("hand", "wrist"),
+        ("fingerbase", "hand"), ("handindex1", "fingers"))},
+    "lthumb": "lthumb", "rthumb": "rthumb",
+}
+# Millimetres per file unit, by name.
+LENGTH_UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "inch": 25.4}
+# Plausible standing height of an adult (rest pose, head top to lowest foot point), mm.
+HUMAN_HEIGHT_MM = (1000.0, 2300.0)
 
 
 @dataclass
@@ -96,6 +114,67 @@ def cmu_to_h36m32(skeleton: AsfSkeleton, motion: Optional[AmcMotion] = None) -> 
     return cmu @ CMU_TO_H36M.T
 
 
+def length_unit_mm(unit) -> float:
+    """'mm' | 'cm' | 'm' | 'inch' or a number (mm per file unit) -> mm per file unit."""
+    if isinstance(unit, str) and unit.lower() in LENGTH_UNITS_MM:
+        return LENGTH_UNITS_MM[unit.lower()]
+    try:
+        value = float(unit)
+    except (TypeError, ValueError):
+        raise ValueError(f"unknown length unit '{unit}': use one of "
+                         f"{', '.join(LENGTH_UNITS_MM)} or a number of mm per unit") from None
+    if not value > 0:
+        raise ValueError(f"the length unit must be positive, got {unit}")
+    return value
+
+
+def bvh_to_h36m32(clip: bvh.BvhClip, unit, up: str = "y") -> np.ndarray:
+    """World joints (N, 32, 3) in mm, Z up, H36M-32 order, from a BVH clip of a CMU-like body.
+
+    Joints are matched by name (ASF bone names, or the aliases in ``BVH_ALIASES``); a bone's end
+    is its joint's End Site, or else its first child joint. ``up`` is the file's up axis.
+    """
+    if up not in ("y", "z"):
+        raise ValueError(f"up must be 'y' or 'z', got '{up}'")
+    pos = bvh.forward_kinematics(clip)
+    by_bone, children = {}, {}
+    for j in clip.joints:
+        bone = "root" if j.parent < 0 else BVH_ALIASES.get(j.name.lower(), j.name.lower())
+        by_bone.setdefault(bone, j)
+        if j.parent >= 0:
+            children.setdefault(clip.joints[j.parent].name, []).append(j.name)
+    missing = sorted({b for b, _ in H36M32_FROM_CMU if b not in by_bone})
+    if missing:
+        raise ValueError(f"{clip.source or 'BVH clip'}: no joints for the CMU bones {missing} "
+                         f"needed for the H36M mapping (joint names are matched to CMU bone "
+                         f"names or the usual CMU-BVH names, e.g. LeftUpLeg = lfemur)")
+
+    def point(bone, where):
+        j = by_bone[bone]
+        if where == "start" or bone == "root":
+            return pos[j.name]
+        if j.site is not None:
+            return pos[j.name + bvh.SITE_SUFFIX]
+        if j.name in children:
+            return pos[children[j.name][0]]
+        raise ValueError(f"{clip.source}: joint '{j.name}' has neither an End Site nor children")
+
+    joints = np.stack([point(b, w) for b, w in H36M32_FROM_CMU], axis=1) * length_unit_mm(unit)
+    return joints @ CMU_TO_H36M.T if up == "y" else joints
+
+
+def check_human_height(joints32: np.ndarray, source: str, unit) -> float:
+    """Median over frames of head top minus lowest foot point; an error if not human-sized."""
+    height = float(np.median(joints32[:, 15, 2] - joints32[:, list(FOOT_JOINTS_32), 2].min(1)))
+    lo, hi = HUMAN_HEIGHT_MM
+    if not lo <= height <= hi:
+        raise ValueError(f"{source}: the body is {height / 1000:.3g} m tall with length unit "
+                         f"'{unit}' (expected {lo / 1000:g}-{hi / 1000:g} m for a standing adult); "
+                         f"pass the file's unit (mm, cm, m, inch or mm per unit), or the other "
+                         f"up axis if the body lies on its side")
+    return height
+
+
 def place_in_capture_volume(joints32: np.ndarray, center: bool = True,
                             on_floor: bool = True) -> np.ndarray:
     """Shift a clip so its mean root is at world x = y = 0 and its lowest foot point at z = 0."""
@@ -119,21 +198,62 @@ def clip_to_sequence(skeleton: AsfSkeleton, motion: AmcMotion, subject: int, act
     """One AMC clip -> one :class:`Sequence` (world joints in mm and 2D in all cameras)."""
     if options.joint_set not in ("h36m17", "h36m32"):
         raise ValueError(f"joint_set must be 'h36m17' or 'h36m32', got '{options.joint_set}'")
-    action_idx = action if isinstance(action, int) else ACTION_IDX[canonical_action(action)]
     if options.fps_out is not None and abs(options.fps_out - motion.fps) > 1e-9:
         motion = motion.resample(options.fps_out)
-    joints = place_in_capture_volume(cmu_to_h36m32(skeleton, motion), options.center,
-                                     options.on_floor)
+    frame_idx = np.asarray(motion.frame_numbers, dtype=np.int64)
+    return joints_to_sequence(cmu_to_h36m32(skeleton, motion), frame_idx - frame_idx[0], subject,
+                              action, subaction_idx, options, cameras)
+
+
+def bvh_clip_to_sequence(clip: bvh.BvhClip, subject: int, action, subaction_idx: int = 1,
+                         options: ImportOptions = ImportOptions(), cameras: Optional[Dict] = None,
+                         unit="cm", up: str = "y") -> Sequence:
+    """One BVH clip -> one :class:`Sequence`; the body must come out of human height."""
+    if options.joint_set not in ("h36m17", "h36m32"):
+        raise ValueError(f"joint_set must be 'h36m17' or 'h36m32', got '{options.joint_set}'")
+    rest = bvh.BvhClip(clip.joints, clip.frame_time, np.zeros((1, clip.motion.shape[1])),
+                       clip.source)
+    check_human_height(bvh_to_h36m32(rest, unit, up), clip.source, unit)
+    if options.fps_out is not None and abs(options.fps_out - clip.fps) > 1e-6:
+        clip = clip.resample(options.fps_out)
+    return joints_to_sequence(bvh_to_h36m32(clip, unit, up), np.arange(clip.num_frames), subject,
+                              action, subaction_idx, options, cameras)
+
+
+def joints_to_sequence(joints32: np.ndarray, frame_idx: np.ndarray, subject: int, action,
+                       subaction_idx: int, options: ImportOptions,
+                       cameras: Optional[Dict] = None) -> Sequence:
+    """World H36M-32 joints (mm, Z up) -> a placed, projected :class:`Sequence` without mesh."""
+    action_idx = action if isinstance(action, int) else ACTION_IDX[canonical_action(action)]
+    joints = place_in_capture_volume(joints32, options.center, options.on_floor)
     if options.joint_set == "h36m17":
         joints = joints[:, list(KEEP_32_TO_17)]
     cameras = cameras if cameras is not None else h36m_cameras(options.camera_subject)
-    frame_idx = np.asarray(motion.frame_numbers, dtype=np.int64)
-    frame_idx = frame_idx - frame_idx[0]
     return Sequence(subject=subject, action_idx=action_idx, subaction_idx=subaction_idx,
                     joints_world=joints.astype(np.float32), joint_set=options.joint_set,
                     frame_idx=frame_idx,
                     keypoints_2d=project_all(joints, cameras, options.distort),
                     keypoints_2d_joint_set=options.joint_set, smpl=None)
+
+
+def _per_clip_actions(actions, paths, kind: str) -> list:
+    if not paths:
+        raise ValueError(f"no {kind} files given")
+    if isinstance(actions, (str, int)):
+        actions = [actions] * len(paths)
+    if len(actions) != len(paths):
+        raise ValueError(f"{len(actions)} actions for {len(paths)} {kind} files; give one "
+                         f"action for all clips or one per clip")
+    return list(actions)
+
+
+def _number_subactions(seqs: list) -> list:
+    """Clips sharing an action get sub-action indices 1, 2, ... in the given order."""
+    next_sub = {}
+    for seq in seqs:
+        seq.subaction_idx = next_sub.get(seq.action_idx, 1)
+        next_sub[seq.action_idx] = seq.subaction_idx + 1
+    return seqs
 
 
 def import_clips(asf_path, amc_paths: Seq, subject: int = 1, actions="Walking",
@@ -144,22 +264,31 @@ def import_clips(asf_path, amc_paths: Seq, subject: int = 1, actions="Walking",
     sharing an action get sub-action indices 1, 2, ... in the given order.
     """
     amc_paths = [Path(p) for p in amc_paths]
-    if not amc_paths:
-        raise ValueError("no AMC files given")
-    if isinstance(actions, (str, int)):
-        actions = [actions] * len(amc_paths)
-    if len(actions) != len(amc_paths):
-        raise ValueError(f"{len(actions)} actions for {len(amc_paths)} AMC files; give one "
-                         f"action for all clips or one per clip")
+    actions = _per_clip_actions(actions, amc_paths, "AMC")
     skeleton = read_asf(asf_path)
     cameras = h36m_cameras(options.camera_subject)
-    seqs, next_sub = [], {}
-    for path, action in zip(amc_paths, actions):
-        motion = read_amc(path, skeleton, max_frames=options.max_frames, fps=options.fps_in)
-        seq = clip_to_sequence(skeleton, motion, subject, action, 1, options, cameras)
-        seq.subaction_idx = next_sub.get(seq.action_idx, 1)
-        next_sub[seq.action_idx] = seq.subaction_idx + 1
-        seqs.append(seq)
-    return PoseCorpus(sequences=seqs, cameras={subject: cameras},
+    seqs = [clip_to_sequence(skeleton, read_amc(path, skeleton, max_frames=options.max_frames,
+                                                fps=options.fps_in),
+                             subject, action, 1, options, cameras)
+            for path, action in zip(amc_paths, actions)]
+    return PoseCorpus(sequences=_number_subactions(seqs), cameras={subject: cameras},
                       source=f"cmu-asf-amc:{Path(asf_path).name}:"
                              + ",".join(p.name for p in amc_paths))
+
+
+def import_bvh_clips(bvh_paths: Seq, subject: int = 1, actions="Walking",
+                     options: ImportOptions = ImportOptions(), unit="cm",
+                     up: str = "y") -> PoseCorpus:
+    """BVH clips (one body each, CMU-like joint names) -> a PoseCorpus, as :func:`import_clips`.
+
+    ``unit`` is the files' length unit ('mm', 'cm', 'm', 'inch' or mm per unit) and ``up`` their
+    up axis; a body that does not come out of human height is an error naming both.
+    """
+    bvh_paths = [Path(p) for p in bvh_paths]
+    actions = _per_clip_actions(actions, bvh_paths, "BVH")
+    cameras = h36m_cameras(options.camera_subject)
+    seqs = [bvh_clip_to_sequence(bvh.read_bvh(path, max_frames=options.max_frames), subject,
+                                 action, 1, options, cameras, unit=unit, up=up)
+            for path, action in zip(bvh_paths, actions)]
+    return PoseCorpus(sequences=_number_subactions(seqs), cameras={subject: cameras},
+                      source="bvh:" + ",".join(p.name for p in bvh_paths))
