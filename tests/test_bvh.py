@@ -172,3 +172,22 @@ def test_import_matches_asf_import_and_cli(cmu, mocap_dir, tmp_path):
     assert main(["--bvh", str(path), "--out", str(out)]) == 2        # cm: 10x too tall
     with pytest.raises(SystemExit):                                  # both inputs at once
         main(["--bvh", str(path), "--asf", str(mocap_dir / "02" / "02.asf"), "--out", str(out)])
+
+
+def test_writer_keeps_motion_columns_with_their_joints(tmp_path):
+    """Joints listed out of depth-first order: the file (depth-first) must carry each joint's
+    own channels, so forward kinematics agrees before and after the round trip."""
+    eye = np.zeros(3)
+    rot = ("Zrotation", "Xrotation", "Yrotation")
+    joints = [bvh.BvhJoint("root", -1, eye, bvh.POSITION_CHANNELS + rot),
+              bvh.BvhJoint("A", 0, np.array([0.0, 10, 0]), rot),
+              bvh.BvhJoint("B", 0, np.array([5.0, 0, 0]), rot, site=np.array([0.0, 0, 3])),
+              bvh.BvhJoint("C", 1, np.array([0.0, 4, 0]), rot, site=np.array([1.0, 0, 0]))]
+    motion = np.random.default_rng(1).uniform(-90, 90, (3, 15))
+    clip = bvh.BvhClip(joints, 0.02, motion, "")
+    back = bvh.read_bvh(bvh.write_bvh(tmp_path / "order.bvh", clip))
+    assert [j.name for j in back.joints] == ["root", "A", "C", "B"]
+    want, got = bvh.forward_kinematics(clip), bvh.forward_kinematics(back)
+    assert set(want) == set(got)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-4)

@@ -257,4 +257,4 @@ def test_outdated_set_is_regenerated_with_its_own_parameters(tmp_path):
     assert params["version"] == VERSION
     assert (params["seed"], params["subjects"], params["actions"],
             params["frames_per_sequence"]) == (7, [1], ["Walking"], 6)
-    assert read_manifest(out)["files"] == {**manifest["files"]}   # same bytes as before
+    assert read_manifest(out)["files"] == manifest["files"]   # same bytes as before

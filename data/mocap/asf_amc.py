@@ -257,22 +257,30 @@ class AmcMotion:
         Angles are interpolated, not positions, so bones stay exactly rigid; they are
         unwrapped first (period 360 deg) so that a 179 -> -179 step does not spin back.
         """
-        if fps_out <= 0:
-            raise ValueError(f"fps_out must be positive, got {fps_out}")
-        n = self.num_frames
-        t_in = np.arange(n) / self.fps
-        t_out = np.arange(int(np.floor(t_in[-1] * fps_out + 1e-9)) + 1) / fps_out
-        pos = t_out * self.fps                                 # fractional source frame
-        lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
-        hi = np.minimum(lo + 1, n - 1)
-        w = (pos - lo)[:, None]
+        lo, hi, w = resampling_grid(self.num_frames, self.fps, fps_out)
         out = {}
         for bone, v in self.values.items():
             v = np.unwrap(v, period=360.0, axis=0) if bone != "root" else np.concatenate(
                 [v[:, :3], np.unwrap(v[:, 3:], period=360.0, axis=0)], axis=1)
             out[bone] = (1 - w) * v[lo] + w * v[hi]
-        return AmcMotion(frame_numbers=np.arange(len(t_out)), values=out, fps=float(fps_out),
+        return AmcMotion(frame_numbers=np.arange(len(lo)), values=out, fps=float(fps_out),
                          source=self.source)
+
+
+def resampling_grid(num_frames: int, fps_in: float, fps_out: float):
+    """Source frames and weights for linear resampling: out = (1 - w) * x[lo] + w * x[hi].
+
+    The output covers the clip's duration at ``fps_out`` from the first frame; ``w`` is
+    (M, 1) so it broadcasts over value columns.
+    """
+    if fps_out <= 0:
+        raise ValueError(f"fps_out must be positive, got {fps_out}")
+    duration = (num_frames - 1) / fps_in
+    t_out = np.arange(int(np.floor(duration * fps_out + 1e-9)) + 1) / fps_out
+    pos = t_out * fps_in                                   # fractional source frame
+    lo = np.minimum(np.floor(pos).astype(np.int64), num_frames - 1)
+    hi = np.minimum(lo + 1, num_frames - 1)
+    return lo, hi, (pos - lo)[:, None]
 
 
 def read_amc(path, skeleton: AsfSkeleton, max_frames: Optional[int] = None,
@@ -342,7 +350,7 @@ def read_amc(path, skeleton: AsfSkeleton, max_frames: Optional[int] = None,
 
 
 # ----------------------------------------------------------------------------- FK
-def _root_split(skeleton: AsfSkeleton, root_values: np.ndarray):
+def root_split(skeleton: AsfSkeleton, root_values: np.ndarray):
     """Root (N, 6) AMC values -> translation (N, 3) and rotation (N, 3, 3) (without C)."""
     n = len(root_values)
     trans = np.tile(skeleton.root_position, (n, 1)).astype(np.float64)
@@ -372,22 +380,27 @@ def forward_kinematics(skeleton: AsfSkeleton, motion: Optional[AmcMotion] = None
         num_frames = motion.num_frames
     n = num_frames
     if motion is not None and "root" in motion.values:
-        trans, root_rot = _root_split(skeleton, motion.values["root"])
+        trans, root_rot = root_split(skeleton, motion.values["root"])
     else:
         trans, root_rot = np.tile(skeleton.root_position, (n, 1)), np.broadcast_to(np.eye(3), (n, 3, 3))
     C = euler_to_matrix(skeleton.to_radians(skeleton.root_orientation), skeleton.root_axis_order)
     glob = {"root": C @ root_rot @ C.T}
     ends = {"root": trans}
     for name in skeleton.order:
-        bone = skeleton.bones[name]
-        C = euler_to_matrix(skeleton.to_radians(bone.axis), bone.axis_order)
-        par = skeleton.parent[name]
-        if bone.dof and motion is not None and name in motion.values:
-            M = euler_to_matrix(skeleton.to_radians(motion.values[name]), "".join(d[1] for d in bone.dof))
-            local = C @ M @ C.T
-            glob[name] = glob[par] @ local
-        else:                      # no dof: rigidly attached to the parent
-            glob[name] = glob[par]
-        offset = bone.direction * bone.length
-        ends[name] = ends[par] + glob[name] @ offset
+        bone, par = skeleton.bones[name], skeleton.parent[name]
+        local = local_rotation(skeleton, name, motion)
+        # no dof: rigidly attached to the parent
+        glob[name] = glob[par] if local is None else glob[par] @ local
+        ends[name] = ends[par] + glob[name] @ (bone.direction * bone.length)
     return ends
+
+
+def local_rotation(skeleton: AsfSkeleton, name: str,
+                   motion: Optional[AmcMotion]) -> Optional[np.ndarray]:
+    """(N, 3, 3) rotation ``C · M · Cᵀ`` of a bone relative to its parent; None without dof."""
+    bone = skeleton.bones[name]
+    if not bone.dof or motion is None or name not in motion.values:
+        return None
+    C = euler_to_matrix(skeleton.to_radians(bone.axis), bone.axis_order)
+    M = euler_to_matrix(skeleton.to_radians(motion.values[name]), "".join(d[1] for d in bone.dof))
+    return C @ M @ C.T

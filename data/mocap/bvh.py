@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from data.mocap.asf_amc import AmcMotion, AsfSkeleton, MocapFormatError, euler_to_matrix
+from data.mocap.asf_amc import (AmcMotion, AsfSkeleton, MocapFormatError, euler_to_matrix,
+                                local_rotation, resampling_grid, root_split)
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -43,12 +44,12 @@ class BvhClip:
     frame_time: float                   # seconds per frame
     motion: np.ndarray                  # (N, total channels), degrees / file units
     source: str = ""
-    _columns: Dict[str, slice] = field(default_factory=dict, repr=False)
+    _columns: List[slice] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         start = 0
         for j in self.joints:
-            self._columns[j.name] = slice(start, start + len(j.channels))
+            self._columns.append(slice(start, start + len(j.channels)))
             start += len(j.channels)
         if self.motion.ndim != 2 or self.motion.shape[1] != start:
             raise MocapFormatError(f"{self.source or 'BVH'}: motion has shape {self.motion.shape}, "
@@ -62,21 +63,13 @@ class BvhClip:
     def fps(self) -> float:
         return 1.0 / self.frame_time
 
-    def values(self, name: str) -> np.ndarray:
-        """(N, len(channels)) values of one joint."""
-        return self.motion[:, self._columns[name]]
+    def values(self, index: int) -> np.ndarray:
+        """(N, len(channels)) values of joint ``joints[index]``."""
+        return self.motion[:, self._columns[index]]
 
     def resample(self, fps_out: float) -> "BvhClip":
         """Linear interpolation of the channels at ``fps_out`` (angles unwrapped first)."""
-        if fps_out <= 0:
-            raise ValueError(f"fps_out must be positive, got {fps_out}")
-        n = self.num_frames
-        t_in = np.arange(n) * self.frame_time
-        t_out = np.arange(int(np.floor(t_in[-1] * fps_out + 1e-9)) + 1) / fps_out
-        pos = t_out / self.frame_time
-        lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
-        hi = np.minimum(lo + 1, n - 1)
-        w = (pos - lo)[:, None]
+        lo, hi, w = resampling_grid(self.num_frames, self.fps, fps_out)
         rot = np.array([c in ROTATION_CHANNELS for j in self.joints for c in j.channels])
         m = self.motion.copy()
         m[:, rot] = np.unwrap(m[:, rot], period=360.0, axis=0)
@@ -205,6 +198,7 @@ def write_bvh(path, clip: BvhClip, decimals: int = 6) -> Path:
     for i, j in enumerate(clip.joints):
         children.setdefault(j.parent, []).append(i)
     out = ["HIERARCHY"]
+    written: List[int] = []                 # joint indices in file order
     fmt = f"{{:.{decimals}f}}"
 
     def vec(v):
@@ -212,6 +206,7 @@ def write_bvh(path, clip: BvhClip, decimals: int = 6) -> Path:
 
     def emit(i, depth):
         j, pad = clip.joints[i], "\t" * depth
+        written.append(i)
         out.append(f"{pad}{'ROOT' if j.parent < 0 else 'JOINT'} {j.name}")
         out.append(pad + "{")
         out.append(f"{pad}\tOFFSET {vec(j.offset)}")
@@ -225,7 +220,8 @@ def write_bvh(path, clip: BvhClip, decimals: int = 6) -> Path:
 
     emit(children[-1][0], 0)
     out += ["MOTION", f"Frames: {clip.num_frames}", f"Frame Time: {clip.frame_time:.15g}"]
-    out += [vec(row) for row in clip.motion]
+    motion = np.concatenate([clip.values(i) for i in written], axis=1)
+    out += [vec(row) for row in motion]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out) + "\n")
     return path
@@ -249,7 +245,7 @@ def forward_kinematics(clip: BvhClip) -> Dict[str, np.ndarray]:
     rot: Dict[int, np.ndarray] = {}
     out: Dict[str, np.ndarray] = {}
     for i, j in enumerate(clip.joints):     # parents come first in file order
-        values = clip.values(j.name)
+        values = clip.values(i)
         if j.parent < 0:
             p = np.tile(j.offset, (n, 1))
             for k, c in enumerate(j.channels):
@@ -279,10 +275,9 @@ def asf_to_bvh(skeleton: AsfSkeleton, motion: AmcMotion) -> BvhClip:
     (zero under the root), with the local rotation ``C_b · M_b · C_bᵀ`` as ZXY Euler angles; a
     bone without children gets an End Site at its end. Joint names are the ASF bone names.
     """
-    from data.mocap.asf_amc import _root_split
     unit = skeleton.unit_mm
     n = motion.num_frames
-    trans, root_rot = _root_split(skeleton, motion.values["root"])
+    trans, root_rot = root_split(skeleton, motion.values["root"])
     c_root = euler_to_matrix(skeleton.to_radians(skeleton.root_orientation),
                              skeleton.root_axis_order)
     rotation = ("Zrotation", "Xrotation", "Yrotation")
@@ -297,12 +292,7 @@ def asf_to_bvh(skeleton: AsfSkeleton, motion: AmcMotion) -> BvhClip:
         site = None if name in has_child else bone.direction * bone.length * unit
         index[name] = len(joints)
         joints.append(BvhJoint(name, index[par], offset, rotation, site))
-        if bone.dof and name in motion.values:
-            c = euler_to_matrix(skeleton.to_radians(bone.axis), bone.axis_order)
-            m = euler_to_matrix(skeleton.to_radians(motion.values[name]),
-                                "".join(d[1] for d in bone.dof))
-            columns.append(_matrix_to_intrinsic_zxy(c @ m @ c.T))
-        else:
-            columns.append(np.zeros((n, 3)))
+        local = local_rotation(skeleton, name, motion)
+        columns.append(np.zeros((n, 3)) if local is None else _matrix_to_intrinsic_zxy(local))
     return BvhClip(joints, 1.0 / motion.fps, np.concatenate(columns, axis=1),
                    source=f"{motion.source} (as BVH)")

@@ -72,15 +72,13 @@ H36M_FPS = 50.0
 # most converters) use the bone names themselves; the widely used CMU BVH conversions name the
 # joints as below (the joint sits where the bone starts).
 BVH_ALIASES = {
-    "hips": "root", "lowerback": "lowerback", "spine": "upperback", "spine1": "thorax",
-    "neck": "lowerneck", "neck1": "upperneck", "head": "head",
-    **{f"{side}hipjoint": f"{s}hipjoint" for side, s in (("l", "l"), ("r", "r"))},
+    "hips": "root", "spine": "upperback", "spine1": "thorax", "neck": "lowerneck",
+    "neck1": "upperneck",
     **{f"{side}{a}": f"{s}{b}" for side, s in (("left", "l"), ("right", "r")) for a, b in (
         ("upleg", "femur"), ("leg", "tibia"), ("foot", "foot"), ("toebase", "toes"),
         ("shoulder", "clavicle"), ("arm", "humerus"), ("forearm", "radius"), ("hand", "wrist"),
         ("fingerbase", "hand"), ("handindex1", "fingers"))},
-    "lthumb": "lthumb", "rthumb": "rthumb",
-}
+}   # names not listed (LowerBack, Head, LHipJoint, LThumb, ...) are the bone names lower-cased
 # Millimetres per file unit, by name.
 LENGTH_UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "inch": 25.4}
 # Plausible standing height of an adult (rest pose, head top to lowest foot point), mm.
@@ -97,6 +95,10 @@ class ImportOptions:
     on_floor: bool = True              # lowest foot point of the clip at z = 0
     distort: bool = True               # 2D with the full lens model (like the GT 2D files)
     max_frames: Optional[int] = None   # read only the first frames of each AMC (at fps_in)
+
+    def __post_init__(self):
+        if self.joint_set not in ("h36m17", "h36m32"):
+            raise ValueError(f"joint_set must be 'h36m17' or 'h36m32', got '{self.joint_set}'")
 
 
 def cmu_to_h36m32(skeleton: AsfSkeleton, motion: Optional[AmcMotion] = None) -> np.ndarray:
@@ -196,8 +198,6 @@ def clip_to_sequence(skeleton: AsfSkeleton, motion: AmcMotion, subject: int, act
                      subaction_idx: int = 1, options: ImportOptions = ImportOptions(),
                      cameras: Optional[Dict] = None) -> Sequence:
     """One AMC clip -> one :class:`Sequence` (world joints in mm and 2D in all cameras)."""
-    if options.joint_set not in ("h36m17", "h36m32"):
-        raise ValueError(f"joint_set must be 'h36m17' or 'h36m32', got '{options.joint_set}'")
     if options.fps_out is not None and abs(options.fps_out - motion.fps) > 1e-9:
         motion = motion.resample(options.fps_out)
     frame_idx = np.asarray(motion.frame_numbers, dtype=np.int64)
@@ -209,8 +209,6 @@ def bvh_clip_to_sequence(clip: bvh.BvhClip, subject: int, action, subaction_idx:
                          options: ImportOptions = ImportOptions(), cameras: Optional[Dict] = None,
                          unit="cm", up: str = "y") -> Sequence:
     """One BVH clip -> one :class:`Sequence`; the body must come out of human height."""
-    if options.joint_set not in ("h36m17", "h36m32"):
-        raise ValueError(f"joint_set must be 'h36m17' or 'h36m32', got '{options.joint_set}'")
     rest = bvh.BvhClip(clip.joints, clip.frame_time, np.zeros((1, clip.motion.shape[1])),
                        clip.source)
     check_human_height(bvh_to_h36m32(rest, unit, up), clip.source, unit)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import sys
 import textwrap
 import time
