@@ -30,7 +30,7 @@ def timed(fn):
 
 
 def bench_generation(out, frames):
-    from data.synthesize import generate_synthetic_h36m
+    from lib.data.synthetic.generate import generate_synthetic_h36m
     if out.exists():
         shutil.rmtree(out)
     summary, secs = timed(lambda: generate_synthetic_h36m(out_dir=out, frames_per_sequence=frames,
@@ -51,7 +51,7 @@ def make_cfg(out, cache, fmt, model):
 
 
 def bench_cache(cfg):
-    from data.build import build_datasets
+    from lib.data.build import build_datasets
     from lib.registry import ModelContext, model_entry
     ctx = ModelContext(cfg)
     mesh = ctx.mesh_targets() if model_entry(cfg.MODEL.name).needs_mesh else None
@@ -61,7 +61,7 @@ def bench_cache(cfg):
 
 
 def bench_loading(ds, batch_size, epochs=3):
-    from data.lifting import BatchLoader
+    from lib.data.lifting import BatchLoader
     loader = BatchLoader(ds, batch_size, shuffle=True, seed=0)
     n = 0
     t0 = time.perf_counter()
@@ -75,7 +75,7 @@ def bench_loading(ds, batch_size, epochs=3):
 def bench_per_sample_reference(ctx, out, samples=200):
     """The original's way: one smplpytorch forward + projection + pooling per __getitem__."""
     from smplpytorch.pytorch.smpl_layer import SMPL_Layer
-    from data.Human36M.coco_json import read_h36m_json
+    from lib.data.formats.h36m_json import read_h36m_json
     from lib.geometry.camera import normalize_screen_coordinates
     corpus = read_h36m_json(out, subjects=[1])
     layer = SMPL_Layer(gender="neutral", model_root=str(out / "smpl"))

@@ -6,7 +6,7 @@
 
 ``--src``/``--dst`` of the JSON side is the root that holds ``Human36M/annotations/``; of the
 npz side, the folder that holds ``data_3d_h36m.npz``. JSON -> npz -> JSON is exact: the npz
-writer stores our extra keys (world mm, frame indices, SMPL, cameras; see data/h36m_npz.py).
+writer stores our extra keys (world mm, frame indices, SMPL, cameras; see lib/data/formats/h36m_npz.py).
 The JSON has no 2D keypoints, so the npz 2D file holds the joints projected through the
 cameras; npz -> JSON drops 2D keypoints, and needs 17 or 32 3D joints.
 """
@@ -23,9 +23,9 @@ if __package__ in (None, ""):  # run as a script: put the repository root on sys
 
 import numpy as np  # noqa: E402
 
-from data.errors import DataFormatError, MissingDataFileError  # noqa: E402
-from data.h36m_npz import read_h36m_npz, write_h36m_npz  # noqa: E402
-from data.Human36M.coco_json import (read_h36m_json, read_h36m_regressor,  # noqa: E402
+from lib.data.errors import DataFormatError, MissingDataFileError  # noqa: E402
+from lib.data.formats.h36m_npz import read_h36m_npz, write_h36m_npz  # noqa: E402
+from lib.data.formats.h36m_json import (read_h36m_json, read_h36m_regressor,  # noqa: E402
                                      write_h36m_json)
 
 LOG = logging.getLogger("convert")

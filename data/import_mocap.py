@@ -27,8 +27,8 @@ from typing import List, Optional
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.mocap.asf_amc import MocapFormatError  # noqa: E402
-from data.mocap.to_h36m import (H36M_FPS, LENGTH_UNITS_MM, ImportOptions,  # noqa: E402
+from lib.data.mocap.asf_amc import MocapFormatError  # noqa: E402
+from lib.data.mocap.to_h36m import (H36M_FPS, LENGTH_UNITS_MM, ImportOptions,  # noqa: E402
                                 import_bvh_clips, import_clips)
 from lib.geometry.h36m_calibration import EXTRINSICS  # noqa: E402
 
@@ -41,10 +41,10 @@ def write_corpus(corpus, out: Path, formats, joints_2d: int = 16) -> List[Path]:
     written: List[Path] = []
     for fmt in formats:
         if fmt == "npz":
-            from data.h36m_npz import write_h36m_npz
+            from lib.data.formats.h36m_npz import write_h36m_npz
             written += list(write_h36m_npz(corpus, out, keypoints="gt", joints_2d=joints_2d))
         elif fmt == "json":
-            from data.Human36M.coco_json import write_h36m_json
+            from lib.data.formats.h36m_json import write_h36m_json
             written += list(write_h36m_json(corpus, out, regressor=None))
         else:
             raise ValueError(f"unknown format '{fmt}' (expected npz or json)")

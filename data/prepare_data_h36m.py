@@ -32,8 +32,8 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from data.errors import DataFormatError, MissingDataFileError, missing_file_error  # noqa: E402
-from data.h36m_npz import (FILE_3D, JOINT_SET_2D, file_2d, metadata_2d,  # noqa: E402
+from lib.data.errors import DataFormatError, MissingDataFileError, missing_file_error  # noqa: E402
+from lib.data.formats.h36m_npz import (FILE_3D, JOINT_SET_2D, file_2d, metadata_2d,  # noqa: E402
                            project_views, save_npz)
 from lib.geometry.camera import h36m_cameras  # noqa: E402
 from lib.geometry.skeleton import ACTION_ALIASES, canonical_action  # noqa: E402

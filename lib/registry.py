@@ -75,8 +75,8 @@ class ModelContext:
         return self._mesh
 
     def mesh_targets(self):
-        """What data.lifting needs to compute the coarse-mesh targets."""
-        from data.lifting import MeshTargets
+        """What lib.data.lifting needs to compute the coarse-mesh targets."""
+        from lib.data.lifting import MeshTargets
         hierarchy, fine, mid = self.mesh_levels()
         return MeshTargets(body=self.body_model(),
                            pool_fine=hierarchy.full_to_level[fine.index],

@@ -4,9 +4,9 @@ and in centimetres), unit and format errors, the command line."""
 import numpy as np
 import pytest
 
-from data.mocap import bvh
-from data.mocap.asf_amc import MocapFormatError, read_amc, read_asf
-from data.mocap.to_h36m import (BVH_ALIASES, ImportOptions, bvh_to_h36m32, cmu_to_h36m32,
+from lib.data.mocap import bvh
+from lib.data.mocap.asf_amc import MocapFormatError, read_amc, read_asf
+from lib.data.mocap.to_h36m import (BVH_ALIASES, ImportOptions, bvh_to_h36m32, cmu_to_h36m32,
                                 import_bvh_clips, import_clips)
 
 # Root at (1, 2, 3) with a 90 deg Z turn in frame 2; joint A 10 units up the root's y axis,
@@ -152,7 +152,7 @@ def test_cmu_bvh_names_and_centimetres(cmu, tmp_path):
 
 
 def test_import_matches_asf_import_and_cli(cmu, mocap_dir, tmp_path):
-    from data.h36m_npz import read_h36m_npz
+    from lib.data.formats.h36m_npz import read_h36m_npz
     from data.import_mocap import main
     skeleton, motion = cmu
     path = bvh.write_bvh(tmp_path / "02_01.bvh", bvh.asf_to_bvh(skeleton, motion))

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """3 subjects x 3 actions x 2 sub-actions x 24 frames, written in the real layouts."""
-    from data.synthesize import generate_synthetic_h36m
+    from lib.data.synthetic.generate import generate_synthetic_h36m
     out = tmp_path_factory.mktemp("synth") / "Synthetic"
     generate_synthetic_h36m(out_dir=out, seed=3, frames_per_sequence=24, subjects=(1, 5, 9),
                             actions=("Walking", "Eating", "Sitting"), log=lambda *a: None)
@@ -156,7 +156,7 @@ def test_user_errors_are_one_paragraph(tmp_path, tiny_data, capsys):
 
 def test_cache_is_keyed_by_subjects(tmp_path, tiny_data):
     """The npz files hold every subject: another subject list must not hit the first's cache."""
-    from data.build import build_datasets
+    from lib.data.build import build_datasets
     from lib.config import load_config
     cfg_path = make_cfg(tmp_path, tiny_data)
     first = build_datasets(load_config(cfg_path), splits=("test",))["test"]

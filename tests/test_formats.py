@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from data.convert import json_to_npz, main as convert_main, npz_to_json
-from data.corpus import PoseCorpus, Sequence, SmplParams
-from data.errors import DataFormatError, MissingDataFileError, missing_file_error
-from data.h36m_npz import (FILE_3D, action_key, file_2d, read_h36m_npz, subaction_rule,
+from lib.data.corpus import PoseCorpus, Sequence, SmplParams
+from lib.data.errors import DataFormatError, MissingDataFileError, missing_file_error
+from lib.data.formats.h36m_npz import (FILE_3D, action_key, file_2d, read_h36m_npz, subaction_rule,
                            write_h36m_npz)
-from data.Human36M.coco_json import (annotation_path, read_h36m_json, read_h36m_regressor,
+from lib.data.formats.h36m_json import (annotation_path, read_h36m_json, read_h36m_regressor,
                                      write_h36m_json)
 from data.prepare_data_h36m import main as prepare_main, prepare_from_archive
-from data.selection import subsample
+from lib.data.selection import subsample
 from lib.geometry import h36m_calibration as calib
 from lib.geometry.camera import Camera, h36m_cameras
 from lib.geometry.skeleton import CORRUPTED_SEQUENCES, KEEP_17_TO_16, KEEP_32_TO_17, H36M32

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.Human36M.coco_json import read_h36m_json
-from data.lifting import (BatchLoader, LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
+from lib.data.formats.h36m_json import read_h36m_json
+from lib.data.lifting import (BatchLoader, LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
                           cached_arrays)
-from data.synthesize import generate_synthetic_h36m
+from lib.data.synthetic.generate import generate_synthetic_h36m
 from lib.body.smpl import BodyModel
 from lib.engine.evaluate import compute_metrics
 from lib.geometry.camera import normalize_screen_coordinates

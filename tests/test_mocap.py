@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from data.mocap.asf_amc import (AmcMotion, MocapFormatError, euler_to_matrix,
+from lib.data.mocap.asf_amc import (AmcMotion, MocapFormatError, euler_to_matrix,
                                 forward_kinematics, read_amc, read_asf)
-from data.mocap.to_h36m import (FOOT_JOINTS_32, ImportOptions, clip_to_sequence,
+from lib.data.mocap.to_h36m import (FOOT_JOINTS_32, ImportOptions, clip_to_sequence,
                                 cmu_to_h36m32, import_clips)
 from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import H36M17, H36M32, KEEP_32_TO_17
@@ -266,8 +266,8 @@ def test_import_clips_corpus_without_mesh(mocap_dir):
 
 
 def test_cli_end_to_end(mocap_dir, tmp_path):
-    from data.h36m_npz import read_h36m_npz
-    from data.Human36M.coco_json import read_h36m_json
+    from lib.data.formats.h36m_npz import read_h36m_npz
+    from lib.data.formats.h36m_json import read_h36m_json
     from data.import_mocap import main
 
     asf, amc1 = clip_paths(mocap_dir, "02", "02_01")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from data.h36m_npz import read_h36m_npz
-from data.Human36M.coco_json import annotation_path, read_h36m_json, read_h36m_regressor
-from data.synthesize import SynthesisError, generate_synthetic_h36m, read_manifest
-from data.synthetic import motion
-from data.synthetic.detector_noise import JOINT_STD_PX, DetectorNoise
+from lib.data.formats.h36m_npz import read_h36m_npz
+from lib.data.formats.h36m_json import annotation_path, read_h36m_json, read_h36m_regressor
+from lib.data.synthetic.generate import SynthesisError, generate_synthetic_h36m, read_manifest
+from lib.data.synthetic import motion
+from lib.data.synthetic.detector_noise import JOINT_STD_PX, DetectorNoise
 from lib.body.smpl import BodyModel, regress_joints
 from lib.body.synthetic_model import build_synthetic_body_model
 from lib.geometry.camera import h36m_cameras
@@ -242,8 +242,8 @@ def test_full_default_set_within_a_minute(tmp_path):
 
 def test_outdated_set_is_regenerated_with_its_own_parameters(tmp_path):
     """A set from an older generator version is rewritten, keeping its size and subjects."""
-    from data.build import ensure_synthetic
-    from data.synthesize import MANIFEST, VERSION
+    from lib.data.build import ensure_synthetic
+    from lib.data.synthetic.generate import MANIFEST, VERSION
     from lib.config import default_config, merge
     out = tmp_path / "Synthetic"
     small = dict(subjects=(1,), actions=("Walking",), frames_per_sequence=6, log=lambda *_: None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data.lifting import BatchLoader
+from lib.data.lifting import BatchLoader
 from lib.geometry.metrics import (format_action_table, mpjpe_per_sample, pa_mpjpe_per_sample,
                                   per_action_table)
 from lib.geometry.skeleton import CORRUPTED_SEQUENCES, skeleton_for_joints

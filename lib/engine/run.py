@@ -77,7 +77,7 @@ def _ensure_data(cfg, runtime):
 
     One process generates; the others of a distributed run wait for it.
     """
-    from data.build import ensure_synthetic
+    from lib.data.build import ensure_synthetic
     if runtime.is_main:
         ensure_synthetic(cfg)
     if runtime.distributed:
@@ -135,7 +135,7 @@ def train_main(argv=None):
 
 
 def _datasets(cfg, splits, mesh):
-    from data.build import build_datasets
+    from lib.data.build import build_datasets
     return build_datasets(cfg, splits=splits, mesh=mesh)
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data.lifting import BatchLoader
+from lib.data.lifting import BatchLoader
 from lib.engine.evaluate import compute_metrics, flip_inputs, flip_outputs, predict
 from lib.experiment import (load_checkpoint, load_model_weights, save_checkpoint, set_rng_state,
                             get_logger, unwrap)

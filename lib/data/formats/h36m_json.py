@@ -30,8 +30,8 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from data.corpus import PoseCorpus, Sequence, SmplParams
-from data.errors import (DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error,
+from lib.data.corpus import PoseCorpus, Sequence, SmplParams
+from lib.data.errors import (DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error,
                          require_file)
 from lib.geometry import h36m_calibration as calib
 from lib.geometry.camera import Camera

@@ -42,9 +42,9 @@ from typing import Dict, Optional, Sequence as Seq
 
 import numpy as np
 
-from data.corpus import PoseCorpus, Sequence
-from data.mocap import bvh
-from data.mocap.asf_amc import AmcMotion, AsfSkeleton, forward_kinematics, read_amc, read_asf
+from lib.data.corpus import PoseCorpus, Sequence
+from lib.data.mocap import bvh
+from lib.data.mocap.asf_amc import AmcMotion, AsfSkeleton, forward_kinematics, read_amc, read_asf
 from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, KEEP_32_TO_17, canonical_action
 

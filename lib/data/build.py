@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
+from lib.data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
                           cached_arrays)
 from lib.geometry.skeleton import CORRUPTED_SEQUENCES
 
@@ -33,7 +33,7 @@ def ensure_synthetic(cfg):
     """
     if not cfg.DATASET.synthetic:
         return
-    from data.synthesize import VERSION, generate_synthetic_h36m, is_complete, read_manifest
+    from lib.data.synthetic.generate import VERSION, generate_synthetic_h36m, is_complete, read_manifest
     root = Path(cfg.DATASET.root)
     manifest = read_manifest(root)
     old = (manifest or {}).get("parameters", {}).get("version")
@@ -77,9 +77,9 @@ def source_files(cfg, subjects) -> list:
 
 def read_corpus(cfg, subjects):
     if cfg.DATASET.format == "json":
-        from data.Human36M.coco_json import read_h36m_json
+        from lib.data.formats.h36m_json import read_h36m_json
         return read_h36m_json(cfg.DATASET.root, subjects=subjects)
-    from data.h36m_npz import read_h36m_npz
+    from lib.data.formats.h36m_npz import read_h36m_npz
     return read_h36m_npz(cfg.DATASET.root, keypoints=cfg.DATASET.keypoints, subjects=subjects)
 
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from data.mocap.asf_amc import (AmcMotion, AsfSkeleton, MocapFormatError, euler_to_matrix,
+from lib.data.mocap.asf_amc import (AmcMotion, AsfSkeleton, MocapFormatError, euler_to_matrix,
                                 local_rotation, resampling_grid, root_split)
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from data.corpus import PoseCorpus
+from lib.data.corpus import PoseCorpus
 from lib.geometry.camera import normalize_screen_coordinates, project_to_pixels
 from lib.geometry.skeleton import SKELETONS, convert_joints
 

@@ -13,7 +13,7 @@ from typing import Iterable, Optional, Tuple
 
 import numpy as np
 
-from data.corpus import PoseCorpus, Sequence, SmplParams
+from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 
 LOG = logging.getLogger(__name__)
 

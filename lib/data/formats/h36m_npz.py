@@ -36,8 +36,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from data.corpus import PoseCorpus, Sequence, SmplParams
-from data.errors import DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error
+from lib.data.corpus import PoseCorpus, Sequence, SmplParams
+from lib.data.errors import DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error
 from lib.geometry.camera import Camera, h36m_cameras
 from lib.geometry.h36m_calibration import EXTRINSICS
 from lib.geometry.skeleton import (ACTION_IDX, ACTION_NAME, SKELETONS, canonical_action,

@@ -1,0 +1,1 @@
+"""Readers and writers of the on-disk dataset formats (one module per format)."""
