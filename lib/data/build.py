@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lib.data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
                           cached_arrays)
-from lib.geometry.skeleton import CORRUPTED_SEQUENCES
+from lib.data.formats import get_format
 
 log = logging.getLogger("pose")
 
@@ -57,32 +57,6 @@ def ensure_synthetic(cfg):
     generate_synthetic_h36m(out_dir=root, frames_per_sequence=frames)
 
 
-def source_files(cfg, subjects) -> list:
-    root = Path(cfg.DATASET.root)
-    if cfg.DATASET.format == "json":
-        ann = root / "Human36M" / "annotations"
-        files = []
-        for s in subjects:
-            for part in ("data", "camera", "joint_3d"):
-                files.append(ann / f"Human36M_subject{s}_{part}.json")
-            for part in ("smpl_param", "smpl_camera"):
-                p = ann / f"Human36M_subject{s}_{part}.json"
-                if p.is_file():
-                    files.append(p)
-                    break
-        return [f for f in files if f.is_file()]
-    files = [root / "data_3d_h36m.npz", root / f"data_2d_h36m_{cfg.DATASET.keypoints}.npz"]
-    return [f for f in files if f.is_file()]
-
-
-def read_corpus(cfg, subjects):
-    if cfg.DATASET.format == "json":
-        from lib.data.formats.h36m_json import read_h36m_json
-        return read_h36m_json(cfg.DATASET.root, subjects=subjects)
-    from lib.data.formats.h36m_npz import read_h36m_npz
-    return read_h36m_npz(cfg.DATASET.root, keypoints=cfg.DATASET.keypoints, subjects=subjects)
-
-
 def validation_keys(corpus, fraction: float) -> set:
     """Every k-th training sequence (sorted by key), k = round(1/fraction)."""
     if fraction <= 0:
@@ -92,23 +66,25 @@ def validation_keys(corpus, fraction: float) -> set:
     return set(keys[step // 2::step])
 
 
-def _distort(cfg) -> bool:
+def _distort(cfg, info) -> bool:
     if cfg.DATASET.distort_projection is not None:
         return bool(cfg.DATASET.distort_projection)
-    return cfg.DATASET.format == "npz"
+    return info.distort_by_default
 
 
 def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
     """LiftingDatasets for the requested splits; mesh targets when ``mesh`` is given."""
     ensure_synthetic(cfg)
     d = cfg.DATASET
+    fmt = get_format(d.format)
+    info = fmt.info(cfg)
     out = {}
     want_train = bool({"train", "val"} & set(splits))
     corpora = {}
     if want_train:
-        corpora["train"] = read_corpus(cfg, list(d.train_subjects))
+        corpora["train"] = fmt.read(cfg, list(d.train_subjects))
     if "test" in splits:
-        corpora["test"] = read_corpus(cfg, list(d.test_subjects))
+        corpora["test"] = fmt.read(cfg, list(d.test_subjects))
     val_keys = validation_keys(corpora["train"], d.val_fraction) if want_train else set()
     if "val" in splits and not val_keys:
         splits = [s for s in splits if s != "val"]
@@ -124,12 +100,12 @@ def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
             stride, exclude = d.test_stride, ()
         else:
             corpus, stride = corpora["test"], d.test_stride
-            exclude = tuple(CORRUPTED_SEQUENCES) if d.exclude_corrupted else ()
-        spec = LiftingSpec(num_joints=d.num_joints, stride=stride, distort=_distort(cfg),
+            exclude = tuple(info.excluded_sequences) if d.exclude_corrupted else ()
+        spec = LiftingSpec(num_joints=d.num_joints, stride=stride, distort=_distort(cfg, info),
                            require_smpl=d.require_smpl,
                            exclude=exclude, with_mesh=mesh is not None)
         subjects = sorted({s.subject for s in corpus.sequences})
-        sources = source_files(cfg, subjects)
+        sources = fmt.source_files(cfg, subjects)
         # the npz files hold every subject: the subject list must be part of the key
         extra = dict(mesh_extra, subjects=subjects,
                      val_keys=sorted(val_keys) if split == "val" else None)
@@ -141,5 +117,5 @@ def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
                  st["samples"], st["sequences"], stride, st["excluded_sequences"],
                  st["excluded_frames"], st["no_smpl_frames"], st["dropped_no_smpl"],
                  st.get("cache", ""))
-        out[split] = LiftingDataset(arrays, name=split)
+        out[split] = LiftingDataset(arrays, name=split, info=info)
     return out

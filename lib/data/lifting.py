@@ -25,11 +25,12 @@ from typing import Optional
 import numpy as np
 import torch
 
+from lib.data import codec
 from lib.data.corpus import PoseCorpus
-from lib.geometry.camera import normalize_screen_coordinates, project_to_pixels
+from lib.geometry.camera import project_to_pixels
 from lib.geometry.skeleton import SKELETONS, convert_joints
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2          # 2: stats list the excluded sequence keys
 log = logging.getLogger("pose")
 
 JOINT_SET_OF = {16: "h36m16", 17: "h36m17"}
@@ -96,11 +97,13 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
                              "subaction", "camera", "frame", "mesh_fine", "mesh_mid",
                              "has_mesh")}
     stats = {"sequences": 0, "frames": 0, "excluded_sequences": 0, "excluded_frames": 0,
-             "no_smpl_frames": 0, "dropped_no_smpl": 0, "no_mesh_samples": 0, "samples": 0}
+             "no_smpl_frames": 0, "dropped_no_smpl": 0, "no_mesh_samples": 0, "samples": 0,
+             "excluded_keys": []}
     for seq in corpus.sequences:
         if seq.key in exclude:
             stats["excluded_sequences"] += 1
             stats["excluded_frames"] += seq.num_frames
+            stats["excluded_keys"].append(list(seq.key))
             continue
         idx = np.arange(0, seq.num_frames, spec.stride)
         has_mesh = np.zeros(len(idx), bool)
@@ -138,11 +141,10 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
                 kp = project_to_pixels(x_cam, cam.f, cam.c,
                                        cam.k if spec.distort else None,
                                        cam.p if spec.distort else None)
-            parts["input_2d"].append(normalize_screen_coordinates(kp, cam.width, cam.height)
-                                     .astype(np.float32))
+            parts["input_2d"].append(codec.encode_input(kp, cam.width, cam.height))
             root = cam.world_to_camera(pelvis_w)                         # (n, 3) mm
-            parts["target_3d"].append(((x_cam - root[:, None]) / 1000.0).astype(np.float32))
-            parts["root_cam"].append((root / 1000.0).astype(np.float32))
+            parts["target_3d"].append(codec.encode_target(x_cam, root))
+            parts["root_cam"].append(codec.encode_root(root))
             n = len(idx)
             parts["subject"].append(np.full(n, seq.subject, np.int16))
             parts["action"].append(np.full(n, seq.action_idx, np.int16))
@@ -152,8 +154,7 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
             parts["has_mesh"].append(has_mesh)
             if spec.with_mesh:
                 for name, world in (("mesh_fine", fine_w), ("mesh_mid", mid_w)):
-                    local = cam.world_to_camera(world) - root[:, None]
-                    parts[name].append((local / 1000.0).astype(np.float32))
+                    parts[name].append(codec.encode_target(cam.world_to_camera(world), root))
     if not parts["input_2d"]:
         raise ValueError(f"no samples left in {corpus.source or 'the dataset'} after selection "
                          f"(subjects {corpus.subjects}, stride {spec.stride}); check "
@@ -244,8 +245,9 @@ class LiftingDataset(torch.utils.data.Dataset):
     FIELDS = ("input_2d", "target_3d", "root_cam", "subject", "action", "subaction", "camera",
               "frame", "has_mesh", "mesh_fine", "mesh_mid")
 
-    def __init__(self, arrays: dict, name: str = ""):
+    def __init__(self, arrays: dict, name: str = "", info=None):
         self.name = name
+        self.info = info               # lib.data.formats.DatasetInfo of the source, if known
         self.stats = dict(arrays.get("stats", {}))
         self.tensors = {k: torch.from_numpy(np.ascontiguousarray(arrays[k]))
                         for k in self.FIELDS if k in arrays}

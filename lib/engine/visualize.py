@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.data import codec
 from lib.geometry.skeleton import skeleton_for_joints
 from lib.vis.obj import coarse_faces, write_obj
 from lib.vis.skeleton_plot import plot_pose_pair
@@ -32,9 +33,8 @@ def write_visuals(cfg, ctx, dataset, pred: dict, metrics: dict, vis_dir) -> list
     skeleton = skeleton_for_joints(dataset.num_joints)
     idx = pick_samples(metrics["per_sample_mpjpe"], cfg.TEST.vis_samples)
     written = []
-    gt = dataset.tensors["target_3d"].numpy() * 1000
-    pose = pred["pose"].numpy() * 1000
-    pose = pose - pose[:, :1]
+    gt = codec.decode_pose(dataset.tensors["target_3d"].numpy())
+    pose = codec.decode_pose(pred["pose"].numpy())
     faces = {}
     if "mesh_fine" in pred:
         _, fine, mid = ctx.mesh_levels()

@@ -11,12 +11,12 @@ noticeably inaccurate at the 0.1 mm level the tables report.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
 
-from lib.geometry.skeleton import ACTIONS, ACTION_IDX
+from lib.geometry.skeleton import ACTION_NAME, ACTIONS
 
 # Frobenius norms below this (in input units) count as a degenerate (collapsed) pose.
 _DEGENERATE_NORM = 1e-12
@@ -192,14 +192,20 @@ def _to_numpy_1d(x, name):
     return arr
 
 
-def per_action_table(errors_mm, pa_errors_mm: Optional[np.ndarray], action_idx) -> dict:
-    """Per-action mean errors in the Human3.6M reporting format.
+def per_action_table(errors_mm, pa_errors_mm: Optional[np.ndarray], action_idx,
+                     action_names: Optional[Mapping[int, str]] = None,
+                     group_by: str = "action") -> dict:
+    """Per-group mean errors in the Human3.6M reporting format.
 
-    Returns ``{"actions": {name: {"mpjpe", "pa_mpjpe", "frames"}}`` (present actions only, in
-    ``ACTIONS`` order), ``"average"`` (unweighted mean of the per-action means, the number
-    papers quote, with ``num_actions``) and ``"total"`` (frame-weighted mean, with ``frames``).
-    ``pa_errors_mm`` may be None, giving NaN PA columns.
+    ``action_names`` maps group ids to names in reporting order (default: the 15 Human3.6M
+    actions); a dataset without action labels passes one id per sequence and
+    ``group_by='sequence'``. Returns ``{"actions": {name: {"mpjpe", "pa_mpjpe", "frames"}}``
+    (present groups only, in order), ``"order"`` (every name), ``"group_by"``, ``"average"``
+    (unweighted mean of the per-group means, the number papers quote, with ``num_actions``) and
+    ``"total"`` (frame-weighted mean, with ``frames``). ``pa_errors_mm`` may be None, giving NaN
+    PA columns.
     """
+    names = dict(ACTION_NAME if action_names is None else action_names)
     err = _to_numpy_1d(errors_mm, "errors_mm").astype(np.float64)
     act = _to_numpy_1d(action_idx, "action_idx").astype(np.int64)
     pa = (np.full_like(err, np.nan) if pa_errors_mm is None
@@ -207,14 +213,13 @@ def per_action_table(errors_mm, pa_errors_mm: Optional[np.ndarray], action_idx) 
     if not (len(err) == len(pa) == len(act)):
         raise ValueError(f"errors_mm, pa_errors_mm and action_idx must have the same length, "
                          f"got {len(err)}, {len(pa)}, {len(act)}")
-    valid = set(ACTION_IDX.values())
-    bad = sorted(set(act.tolist()) - valid)
+    bad = sorted(set(act.tolist()) - set(names))
     if bad:
-        raise ValueError(f"action_idx values {bad} are not Human3.6M actions (expected "
-                         f"{min(valid)}..{max(valid)})")
+        raise ValueError(f"{group_by} ids {bad} have no name (known: {min(names)}..{max(names)})"
+                         if names else f"{group_by} ids {bad} have no name")
     actions = {}
-    for name in ACTIONS:
-        mask = act == ACTION_IDX[name]
+    for idx, name in names.items():
+        mask = act == idx
         if mask.any():
             actions[name] = {"mpjpe": float(err[mask].mean()), "pa_mpjpe": float(pa[mask].mean()),
                              "frames": int(mask.sum())}
@@ -227,25 +232,29 @@ def per_action_table(errors_mm, pa_errors_mm: Optional[np.ndarray], action_idx) 
     total = {"mpjpe": float(err.mean()) if len(err) else float("nan"),
              "pa_mpjpe": float(pa.mean()) if len(pa) else float("nan"),
              "frames": int(len(err))}
-    return {"actions": actions, "average": average, "total": total}
+    return {"actions": actions, "order": list(names.values()), "group_by": group_by,
+            "average": average, "total": total}
 
 
 def format_action_table(table: dict, name_width: int = 24, col_width: int = 12) -> str:
-    """Fixed-width text of a :func:`per_action_table` result (all 15 actions; '-' if absent)."""
+    """Fixed-width text of a :func:`per_action_table` result (every group; '-' if absent)."""
     def num(v, fmt="{:.2f}"):
         return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
 
-    header = (f"{'Action':<{name_width}}{'MPJPE':>{col_width}}{'PA-MPJPE':>{col_width}}"
+    group = table.get("group_by", "action")
+    order = table.get("order", ACTIONS)
+    name_width = max([name_width] + [len(n) + 2 for n in order])
+    header = (f"{group.capitalize():<{name_width}}{'MPJPE':>{col_width}}{'PA-MPJPE':>{col_width}}"
               f"{'frames':>{col_width}}")
     lines = [header + "   (errors in mm)", "-" * len(header)]
-    for name in ACTIONS:
+    for name in order:
         row = table["actions"].get(name)
         vals = (None, None, None) if row is None else (row["mpjpe"], row["pa_mpjpe"], row["frames"])
         lines.append(f"{name:<{name_width}}{num(vals[0]):>{col_width}}{num(vals[1]):>{col_width}}"
                      f"{num(vals[2], '{:d}'):>{col_width}}")
     lines.append("-" * len(header))
     avg, tot = table["average"], table["total"]
-    lines.append(f"{'Average (%d actions)' % avg['num_actions']:<{name_width}}"
+    lines.append(f"{'Average (%d %ss)' % (avg['num_actions'], group):<{name_width}}"
                  f"{num(avg['mpjpe']):>{col_width}}{num(avg['pa_mpjpe']):>{col_width}}"
                  f"{'':>{col_width}}")
     lines.append(f"{'Total (frame-weighted)':<{name_width}}{num(tot['mpjpe']):>{col_width}}"

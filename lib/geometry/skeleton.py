@@ -151,6 +151,7 @@ TEST_SUBJECTS = (9, 11)
 ALL_SUBJECTS = TRAIN_SUBJECTS + TEST_SUBJECTS
 # The three S9 sequences with corrupted ground truth: (subject, action_idx, subaction_idx).
 CORRUPTED_SEQUENCES = ((9, 5, 2), (9, 10, 2), (9, 13, 1))
+H36M_FPS = 50.0                  # mocap and video frame rate
 
 
 def canonical_action(name: str) -> str:

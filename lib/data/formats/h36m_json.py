@@ -463,3 +463,31 @@ def write_h36m_json(corpus: PoseCorpus, root, regressor: Optional[np.ndarray] = 
         np.save(path, regressor)
         written.append(path)
     return written
+
+
+# ----------------------------------------------------------------------------- plug-in
+from lib.data.formats import DatasetFormat, register_format  # noqa: E402
+from lib.data.formats.human36m import human36m_info  # noqa: E402
+
+
+@register_format
+class H36MJsonFormat(DatasetFormat):
+    """``DATASET.format: json``: the files above; only ground-truth 2D (projected per camera)."""
+
+    name = "json"
+
+    def info(self, cfg):
+        return human36m_info(self.name, joint_set="h36m17", keypoints=("gt",),
+                             distort_by_default=False)
+
+    def source_files(self, cfg, subjects) -> list:
+        root = Path(cfg.DATASET.root)
+        files = []
+        for s in subjects:
+            files += [annotation_path(root, s, part) for part in ("data", "camera", "joint_3d")]
+            smpl = [annotation_path(root, s, kind) for kind in SMPL_FILE_KINDS]
+            files += [p for p in smpl if p.is_file()][:1]
+        return [f for f in files if f.is_file()]
+
+    def read(self, cfg, subjects):
+        return read_h36m_json(cfg.DATASET.root, subjects=subjects)

@@ -424,3 +424,28 @@ def write_h36m_npz(corpus: PoseCorpus, root, keypoints: str = "gt", joints_2d: i
     LOG.info("wrote %s and %s (%d sequences, %d-joint 2D)", path_3d, path_2d,
              len(corpus.sequences), joints_2d)
     return [path_3d, path_2d]
+
+
+# ----------------------------------------------------------------------------- plug-in
+from lib.data.formats import DatasetFormat, register_format  # noqa: E402
+from lib.data.formats.human36m import human36m_info  # noqa: E402
+
+
+@register_format
+class H36MNpzFormat(DatasetFormat):
+    """``DATASET.format: npz``: the 3D file plus the 2D file named by DATASET.keypoints."""
+
+    name = "npz"
+
+    def info(self, cfg):
+        return human36m_info(self.name, joint_set="h36m32",
+                             keypoints=("gt",) + DETECTION_KEYPOINTS, distort_by_default=True)
+
+    def source_files(self, cfg, subjects) -> list:
+        root = Path(cfg.DATASET.root)
+        files = [root / FILE_3D, root / file_2d(cfg.DATASET.keypoints)]
+        return [f for f in files if f.is_file()]
+
+    def read(self, cfg, subjects):
+        return read_h36m_npz(cfg.DATASET.root, keypoints=cfg.DATASET.keypoints,
+                             subjects=subjects)

@@ -46,7 +46,7 @@ from lib.data.corpus import PoseCorpus, Sequence
 from lib.data.mocap import bvh
 from lib.data.mocap.asf_amc import AmcMotion, AsfSkeleton, forward_kinematics, read_amc, read_asf
 from lib.geometry.camera import h36m_cameras
-from lib.geometry.skeleton import ACTION_IDX, KEEP_32_TO_17, canonical_action
+from lib.geometry.skeleton import ACTION_IDX, H36M_FPS, KEEP_32_TO_17, canonical_action
 
 # (bone, 'start' | 'end') for every H36M-32 joint, in H36M32 order.
 H36M32_FROM_CMU = (
@@ -67,7 +67,6 @@ CMU_TO_H36M = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 # Points that may touch the floor: ankles, balls and tips of both feet (H36M-32 indices).
 FOOT_JOINTS_32 = (3, 4, 5, 8, 9, 10)
 CMU_FPS = 120.0
-H36M_FPS = 50.0
 # BVH joint names -> the CMU bone that starts at that joint. ASF-derived BVH files (ours, and
 # most converters) use the bone names themselves; the widely used CMU BVH conversions name the
 # joints as below (the joint sits where the bone starts).
