@@ -1,0 +1,281 @@
+"""main/infer.py: detector formats, the joint mapping, gap filling, outputs and bad input.
+
+Inputs are made from 3D joints seen through a real Human3.6M camera: generated synthetic
+subjects always, and the real CMU clips when they are present beside the checkout.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lib.engine.infer_run import infer_main
+from lib.engine.run import train_main
+from lib.geometry.camera import h36m_camera, project_to_pixels
+from lib.geometry.metrics import mpjpe_per_sample
+from lib.infer.layouts import COCO17_NAMES, LAYOUTS, OPENPOSE_BODY25_NAMES, to_h36m17
+from lib.infer.pipeline import fill_gaps, prepare
+from lib.infer.readers import KeypointInputError, read_keypoints
+
+CAM = h36m_camera(1, 2)      # the training subject's own camera (its world frame)
+W, H = CAM.width, CAM.height
+H17 = ("Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Torso", "Neck",
+       "Nose", "Head", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist")
+
+
+def h36m_to_coco(kp17):
+    """COCO-17 points built from H36M-17 ones: limbs copied, both eyes on the head, ears and
+    the nose on the Nose joint (so the mapping's expected output is known in closed form)."""
+    j = {n: kp17[:, i] for i, n in enumerate(H17)}
+    src = {"nose": j["Nose"], "left_eye": j["Head"], "right_eye": j["Head"],
+           "left_ear": j["Nose"], "right_ear": j["Nose"]}
+    for side, s in (("left", "L"), ("right", "R")):
+        for part, h in (("shoulder", "Shoulder"), ("elbow", "Elbow"), ("wrist", "Wrist"),
+                        ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle")):
+            src[f"{side}_{part}"] = j[f"{s}_{h}"]
+    return np.stack([src[n] for n in COCO17_NAMES], 1)
+
+
+# ----------------------------------------------------------------------------- mapping
+def test_coco_mapping_hand_computed():
+    rng = np.random.default_rng(0)
+    coco = rng.uniform(0, 1000, (3, 17, 2))
+    out, conf = to_h36m17(coco, np.ones((3, 17)), LAYOUTS["coco17"])
+    c = {n: coco[:, i] for i, n in enumerate(COCO17_NAMES)}
+    pelvis = (c["left_hip"] + c["right_hip"]) / 2
+    thorax = (c["left_shoulder"] + c["right_shoulder"]) / 2
+    expect = {"Pelvis": pelvis, "Neck": thorax, "Torso": (pelvis + thorax) / 2,
+              "Nose": c["nose"], "Head": (c["left_eye"] + c["right_eye"]) / 2,
+              "R_Knee": c["right_knee"], "L_Wrist": c["left_wrist"]}
+    for name, value in expect.items():
+        np.testing.assert_allclose(out[:, H17.index(name)], value, atol=1e-9, err_msg=name)
+    # a derived joint is as confident as its weakest source
+    scores = np.ones((1, 17))
+    scores[0, COCO17_NAMES.index("left_hip")] = 0.2
+    _, conf = to_h36m17(coco[:1], scores, LAYOUTS["coco17"])
+    assert conf[0, H17.index("Pelvis")] == 0.2 and conf[0, H17.index("Torso")] == 0.2
+    assert conf[0, H17.index("R_Hip")] == 1.0
+
+
+def test_body25_and_coco_agree_on_the_same_body():
+    rng = np.random.default_rng(1)
+    coco = rng.uniform(0, 1000, (2, 17, 2))
+    by_name = dict(zip(COCO17_NAMES, np.moveaxis(coco, 1, 0)))
+    body25 = np.stack([by_name.get(n, np.full((2, 2), 7.0)) for n in OPENPOSE_BODY25_NAMES], 1)
+    a, _ = to_h36m17(coco, np.ones((2, 17)), LAYOUTS["coco17"])
+    b, _ = to_h36m17(body25, np.ones((2, 25)), LAYOUTS["openpose_body25"])
+    np.testing.assert_allclose(a, b)
+    rows = dict(LAYOUTS["openpose_body25"].table())
+    assert rows["Pelvis"] == "mean(left_hip, right_hip)" and rows["Nose"] == "nose"
+
+
+def test_fill_gaps_interpolates_per_person_and_joint():
+    xy = np.zeros((5, 1, 2))
+    xy[:, 0, 0] = [0, 99, 99, 30, 40]          # frames 0, 1, 2 (gaps), 3, 4
+    missing = np.zeros((5, 1), bool)
+    missing[1:3] = True
+    frames = np.array([0, 1, 2, 3, 4])
+    out, still = fill_gaps(xy, missing, frames, np.zeros(5, int))
+    np.testing.assert_allclose(out[:, 0, 0], [0, 10, 20, 30, 40])
+    assert not still.any()
+    # another person's track is separate: its only observation is copied, never mixed
+    persons = np.array([0, 0, 1, 1, 1])
+    missing = np.array([[False], [True], [True], [True], [False]])
+    out, still = fill_gaps(xy, missing, frames, persons)
+    np.testing.assert_allclose(out[:, 0, 0], [0, 0, 40, 40, 40])
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A Martinez model trained briefly on synthetic S1/S5, and S1 joints for the inputs."""
+    from lib.data.formats.h36m_json import read_h36m_json
+    from lib.data.synthetic.generate import generate_synthetic_h36m
+    base = tmp_path_factory.mktemp("infer")
+    data = base / "synth"
+    generate_synthetic_h36m(out_dir=data, seed=4, frames_per_sequence=40, subjects=(1, 5, 9),
+                            actions=("Walking", "Eating", "Posing"), log=lambda *a: None)
+    cfg = {"output_dir": str(base / "experiment"), "cache_dir": str(base / "cache"),
+           "DATASET": {"format": "json", "root": str(data), "num_joints": 17,
+                       "train_subjects": [1, 5], "test_subjects": [9], "train_stride": 1,
+                       "test_stride": 2, "val_fraction": 0.0, "require_smpl": False},
+           "MODEL": {"name": "Martinez", "linear_size": 128, "num_stage": 1},
+           "TRAIN": {"epochs": 6, "batch_size": 64, "lr": 0.002, "num_threads": 1,
+                     "print_freq": 0, "select_on": "test", "lr_step": [4]}}
+    path = base / "m.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    summary = train_main(["--cfg", str(path)])
+    weights = next((base / "experiment").glob("exp_*/checkpoint/final.pth.tar"))
+    # a training sequence: these tests check the pipeline (mapping, units, normalisation), not
+    # how far a 240-step model generalises
+    corpus = read_h36m_json(data)
+    seq = [q for q in corpus.sequences if q.subject == 1][0]
+    x_cam = CAM.world_to_camera(seq.joints_world.astype(np.float64))
+    kp = project_to_pixels(x_cam, CAM.f, CAM.c)
+    gt = x_cam - x_cam[:, :1]
+    # the floor to beat: predicting the mean training pose (root-relative, camera frame)
+    train = [c.world_to_camera(q.joints_world.astype(np.float64)) for q in corpus.sequences
+             if q.subject in (1, 5) for c in corpus.cameras[q.subject].values()]
+    mean = np.mean([(x - x[:, :1]).mean(0) for x in train], 0)
+    mean_pose = float(mpjpe_per_sample(np.broadcast_to(mean, gt.shape), gt).mean())
+    return {"cfg": path, "weights": weights, "kp17": kp, "gt": gt, "mean_pose": mean_pose,
+            "base": base}
+
+
+def _run(trained, inp, out, *extra):
+    return infer_main(["--cfg", str(trained["cfg"]), "--weights", str(trained["weights"]),
+                       "--input", str(inp), "--out", str(out), *extra])
+
+
+def test_npy_h36m17_end_to_end_beats_the_mean_pose(trained, tmp_path):
+    inp = tmp_path / "kp.npy"
+    np.save(inp, trained["kp17"])
+    res = _run(trained, inp, tmp_path / "out", "--layout", "h36m17", "--image-size",
+               str(W), str(H))
+    with np.load(tmp_path / "out" / "poses_3d.npz") as z:
+        assert z["poses_3d"].shape == (40, 17, 3) and z["poses_3d"].dtype == np.float32
+        assert list(z["joint_names"]) == list(H17)
+        np.testing.assert_array_equal(z["frame_ids"], np.arange(40))
+        assert z["valid"].all() and (z["person_ids"] == 0).all()
+        pose = z["poses_3d"].astype(np.float64)
+    np.testing.assert_allclose(pose[:, 0], 0.0, atol=1e-6)          # root-relative
+    err = float(mpjpe_per_sample(pose, trained["gt"]).mean())
+    assert err < 0.8 * trained["mean_pose"], (err, trained["mean_pose"])
+    doc = json.loads((tmp_path / "out" / "poses_3d.json").read_text())
+    np.testing.assert_allclose(np.array(doc["poses_3d"]), pose, atol=0.006)
+    assert res["skipped"] == 0
+
+
+def test_coco_results_two_people_gaps_and_a_skipped_frame(trained, tmp_path):
+    coco = h36m_to_coco(trained["kp17"])
+    entries = []
+    for t in range(len(coco)):
+        kp = np.concatenate([coco[t], np.full((17, 1), 0.9)], 1)
+        if t == 5:
+            kp[COCO17_NAMES.index("left_wrist"), 2] = 0.05         # low score: filled
+        if t == 9:
+            kp[:10, 2] = 0.0                                       # too few joints: skipped
+        entries.append({"image_id": 100 + t, "category_id": 1, "score": 0.95,
+                        "keypoints": kp.ravel().tolist()})
+        if t % 10 == 0:                                            # a second, weaker person
+            other = kp.copy()
+            other[:, 0] += 300
+            entries.append({"image_id": 100 + t, "category_id": 1, "score": 0.5,
+                            "keypoints": other.ravel().tolist()})
+    inp = tmp_path / "results.json"
+    inp.write_text(json.dumps(entries))
+    res = _run(trained, inp, tmp_path / "out", "--image-size", str(W), str(H))
+    with np.load(tmp_path / "out" / "poses_3d.npz") as z:
+        persons, frames, valid = z["person_ids"], z["frame_ids"], z["valid"]
+        pose = z["poses_3d"]
+    assert len(frames) == 44 and (persons == 1).sum() == 4
+    assert res["skipped"] == 1 and not valid[(frames == 109) & (persons == 0)].any()
+    assert np.isnan(pose[~valid]).all() and np.isfinite(pose[valid]).all()
+    assert res["filled_per_joint"] == {"L_Wrist": 1}
+    # the COCO path costs accuracy only through the derived joints: still far below the mean
+    main = (persons == 0) & valid
+    err = float(mpjpe_per_sample(pose[main].astype(np.float64),
+                                 trained["gt"][frames[main] - 100]).mean())
+    assert err < 0.8 * trained["mean_pose"]
+
+
+def test_openpose_folder_matches_the_coco_path(trained, tmp_path):
+    coco = h36m_to_coco(trained["kp17"][:6])
+    by_name = dict(zip(COCO17_NAMES, np.moveaxis(coco, 1, 0)))
+    folder = tmp_path / "openpose"
+    folder.mkdir()
+    for t in range(6):
+        kp = np.zeros((25, 3))
+        for i, n in enumerate(OPENPOSE_BODY25_NAMES):
+            if n in by_name:
+                kp[i] = [*by_name[n][t], 0.9]
+        (folder / f"clip_{t:012d}_keypoints.json").write_text(json.dumps(
+            {"version": 1.3, "people": [{"pose_keypoints_2d": kp.ravel().tolist()}]}))
+    track = read_keypoints(folder)
+    assert track.layout == "openpose_body25" and len(track.xy) == 6
+    _run(trained, folder, tmp_path / "op", "--image-size", str(W), str(H))
+    np.save(tmp_path / "c.npy", np.concatenate([coco, np.full((6, 17, 1), 0.9)], 2))
+    _run(trained, tmp_path / "c.npy", tmp_path / "co", "--layout", "coco17", "--image-size",
+         str(W), str(H))
+    with np.load(tmp_path / "op" / "poses_3d.npz") as a, np.load(tmp_path / "co" /
+                                                                "poses_3d.npz") as b:
+        np.testing.assert_allclose(a["poses_3d"], b["poses_3d"], atol=1e-4)
+
+
+def test_coco_annotation_layout_carries_the_image_size(trained, tmp_path):
+    coco = h36m_to_coco(trained["kp17"][:3])
+    doc = {"images": [{"id": t, "width": W, "height": H} for t in range(3)],
+           "annotations": [{"image_id": t, "keypoints": np.concatenate(
+               [coco[t], np.full((17, 1), 2.0)], 1).ravel().tolist()} for t in range(3)]}
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    track = read_keypoints(tmp_path / "ann.json")
+    assert track.image_size == (W, H) and track.scores.max() == 1.0   # visibility 2 -> 1
+    res = _run(trained, tmp_path / "ann.json", tmp_path / "out")
+    assert res["rows"] == 3
+
+
+@pytest.mark.parametrize("content, expect", [
+    ("", "is empty"),
+    ("{not json", "not valid JSON"),
+    ('{"foo": 1}', "neither COCO"),
+    ('[{"image_id": 1, "keypoints": [1, 2, 3, 4]}]', "not a multiple of 3"),
+    ('[{"image_id": 1, "keypoints": ' + json.dumps([1.0, 2.0, 1.0] * 5) + "}]",
+     "5 joints match no known layout"),
+    ('[{"image_id": 1, "keypoints": ' + json.dumps([float("nan"), 2.0, 1.0] * 17)
+     .replace("NaN", "NaN") + "}]", "NaN"),
+])
+def test_bad_inputs_are_clear_errors_and_write_nothing(trained, tmp_path, content, expect):
+    inp = tmp_path / "bad.json"
+    inp.write_text(content)
+    with pytest.raises(KeypointInputError, match=expect) as info:
+        _run(trained, inp, tmp_path / "out", "--image-size", str(W), str(H))
+    assert str(inp) in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_or_negative_image_size_and_wrong_checkpoint(trained, tmp_path):
+    from lib.experiment import CheckpointError
+    inp = tmp_path / "kp.npy"
+    np.save(inp, trained["kp17"][:4])
+    with pytest.raises(KeypointInputError, match="--image-size WIDTH HEIGHT"):
+        _run(trained, inp, tmp_path / "out", "--layout", "h36m17")
+    with pytest.raises(KeypointInputError, match="not positive"):
+        _run(trained, inp, tmp_path / "out", "--layout", "h36m17", "--image-size", "-5", "10")
+    with pytest.raises(KeypointInputError, match="--layout coco17 or --layout h36m17"):
+        _run(trained, inp, tmp_path / "out", "--image-size", "5", "10")
+    other = yaml.safe_load(Path(trained["cfg"]).read_text())
+    other["MODEL"] = {"name": "SemGCN", "hid_dim": 16}
+    other_cfg = tmp_path / "semgcn.yml"
+    other_cfg.write_text(yaml.safe_dump(other))
+    with pytest.raises(CheckpointError):
+        infer_main(["--cfg", str(other_cfg), "--weights", str(trained["weights"]), "--input",
+                    str(inp), "--layout", "h36m17", "--image-size", str(W), str(H),
+                    "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "poses_3d.npz").exists()
+
+
+def test_real_cmu_clip_through_the_coco_path(trained, tmp_path, mocap_dir):
+    """A real CMU walk, seen by an H36M camera, written as COCO results: the model trained on
+    synthetic data lifts it, and each output is a full, finite, root-relative pose."""
+    from lib.data.mocap.to_h36m import ImportOptions, import_clips
+    cam = h36m_camera(9, 2)
+    asf = mocap_dir / "02" / "02.asf"
+    amc = mocap_dir / "02" / "02_01.amc"
+    corpus = import_clips(asf, [amc], subject=101, actions="Walking",
+                          options=ImportOptions(max_frames=240, camera_subject=9))
+    world = corpus.sequences[0].joints_world.astype(np.float64)
+    x_cam = cam.world_to_camera(world)
+    kp17 = project_to_pixels(x_cam, cam.f, cam.c)
+    coco = h36m_to_coco(kp17)
+    entries = [{"image_id": t, "keypoints": np.concatenate([coco[t], np.ones((17, 1))], 1)
+                .ravel().tolist(), "score": 1.0} for t in range(len(coco))]
+    (tmp_path / "cmu.json").write_text(json.dumps(entries))
+    _run(trained, tmp_path / "cmu.json", tmp_path / "out", "--image-size", str(W), str(H))
+    with np.load(tmp_path / "out" / "poses_3d.npz") as z:
+        pose = z["poses_3d"].astype(np.float64)
+        assert z["valid"].all() and np.isfinite(pose).all()
+    gt = x_cam - x_cam[:, :1]
+    err = mpjpe_per_sample(pose, gt).mean()
+    print(f"CMU 02_01 via COCO results: {err:.1f} mm")
+    assert err < 400
