@@ -123,8 +123,9 @@ def trained(tmp_path_factory):
             "base": base}
 
 
-def _run(trained, inp, out, *extra):
-    return infer_main(["--cfg", str(trained["cfg"]), "--weights", str(trained["weights"]),
+def _run(trained, inp, out, *extra, weights=None):
+    return infer_main(["--cfg", str(trained["cfg"]), "--weights",
+                       str(weights or trained["weights"]),
                        "--input", str(inp), "--out", str(out), *extra])
 
 
@@ -211,8 +212,10 @@ def test_coco_annotation_layout_carries_the_image_size(trained, tmp_path):
     (tmp_path / "ann.json").write_text(json.dumps(doc))
     track = read_keypoints(tmp_path / "ann.json")
     assert track.image_size == (W, H) and track.scores.max() == 1.0   # visibility 2 -> 1
-    res = _run(trained, tmp_path / "ann.json", tmp_path / "out")
+    res = _run(trained, tmp_path / "ann.json", tmp_path / "out", weights="latest")
     assert res["rows"] == 3
+    explicit = _run(trained, tmp_path / "ann.json", tmp_path / "out2")
+    np.testing.assert_array_equal(res["poses_3d"], explicit["poses_3d"])
 
 
 @pytest.mark.parametrize("content, expect", [

@@ -20,7 +20,8 @@ def infer_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Lift 2D keypoints (COCO, OpenPose, numpy) to 3D "
                                             "with a trained model.")
     p.add_argument("--cfg", required=True, help="the YAML the model was trained with")
-    p.add_argument("--weights", required=True, help="checkpoint (.pth.tar) of that model")
+    p.add_argument("--weights", required=True,
+                   help="checkpoint (.pth.tar) of that model, or 'latest' (newest finished run)")
     p.add_argument("--input", required=True, help="keypoint file, or a folder of OpenPose JSON")
     p.add_argument("--input-format", default="auto", choices=INPUT_FORMATS,
                    help="default: detected from the content")
@@ -43,7 +44,10 @@ def infer_main(argv=None) -> dict:
     cfg = load_config(args.cfg)
     track = read_keypoints(args.input, args.input_format, args.layout)
     size = check_image_size(track, args.image_size)
-    ckpt = load_checkpoint(args.weights)             # before any output exists
+    from lib.engine.run import resolve_weight_path
+    cfg.TEST.weight_path = args.weights
+    weights = resolve_weight_path(cfg)               # 'latest': the newest run of this model
+    ckpt = load_checkpoint(weights)                  # before any output exists
     out_dir = Path(args.out) if args.out else create_run_dir(cfg.output_dir)
     log = setup_logging(out_dir if not args.out else None)
     rt = setup_runtime(args.gpu)
@@ -53,7 +57,7 @@ def infer_main(argv=None) -> dict:
         model = build_model(cfg, ctx)
         kind = _load_weights(model, ckpt, cfg)
         model = wrap_model(model.to(rt.device), rt)
-        log.info("model %s from %s (%s)", cfg.MODEL.name, args.weights, kind)
+        log.info("model %s from %s (%s)", cfg.MODEL.name, weights, kind)
         log.info("input %s: %d rows, layout %s, image size %gx%g", track.source,
                  len(track.xy), track.layout, *size)
         prepared = prepare(track, args.min_score, args.min_joints)
