@@ -28,7 +28,7 @@ from lib.data.formats.h36m_npz import read_h36m_npz, write_h36m_npz  # noqa: E40
 from lib.data.formats.h36m_json import (read_h36m_json, read_h36m_regressor,  # noqa: E402
                                      write_h36m_json)
 
-LOG = logging.getLogger("convert")
+LOG = logging.getLogger("pose.convert")
 
 
 def json_to_npz(json_root, npz_root, keypoints: str = "gt", joints_2d: int = 16,

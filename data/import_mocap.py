@@ -32,7 +32,7 @@ from lib.data.mocap.to_h36m import (H36M_FPS, LENGTH_UNITS_MM, ImportOptions,  #
                                 import_bvh_clips, import_clips)
 from lib.geometry.h36m_calibration import EXTRINSICS  # noqa: E402
 
-LOG = logging.getLogger("import_mocap")
+LOG = logging.getLogger("pose.import_mocap")
 DEFAULT_CAMERA_SUBJECT = 1
 
 

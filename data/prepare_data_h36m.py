@@ -38,7 +38,7 @@ from lib.data.formats.h36m_npz import (FILE_3D, JOINT_SET_2D, file_2d, metadata_
 from lib.geometry.camera import h36m_cameras  # noqa: E402
 from lib.geometry.skeleton import ACTION_ALIASES, canonical_action  # noqa: E402
 
-LOG = logging.getLogger("prepare_data_h36m")
+LOG = logging.getLogger("pose.prepare_data_h36m")
 
 HOW_TO_GET_ARCHIVE = (
     "download the SemGCN/GraphSH mirror of Martinez's archive with `pip install gdown && gdown "

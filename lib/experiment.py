@@ -28,6 +28,37 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, or from another architecture."""
 
 
+# Which code wrote a checkpoint; the one classification used by every loader and message.
+KIND_FRAMEWORK = "this framework's checkpoint"
+KIND_OFFICIAL = "official HGN checkpoint"
+KIND_BARE = "bare state dict"
+# Keys our checkpoints carry and the original code's never do (see save_checkpoint).
+FRAMEWORK_MARKER_KEYS = ("version", "config")
+
+
+def checkpoint_kind(ckpt) -> str:
+    """KIND_* of a checkpoint dict, as torch.load or load_checkpoint returns it."""
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"a checkpoint must be a dict, got {type(ckpt).__name__}")
+    if "kind" in ckpt and "path" in ckpt:      # load_checkpoint saw the file as written
+        return ckpt["kind"]
+    if "model_state_dict" in ckpt or "state_dict" in ckpt:
+        framework = any(ckpt.get(k) is not None for k in FRAMEWORK_MARKER_KEYS)
+        return KIND_FRAMEWORK if framework else KIND_OFFICIAL
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return KIND_BARE
+    raise ValueError(f"checkpoint has no 'model_state_dict' (keys: {sorted(ckpt)[:10]}); "
+                     f"expected a file written by the original HGN code or by this framework")
+
+
+def describe_checkpoint(ckpt: dict) -> str:
+    """One line for the log: the kind, the framework version if any, the epoch."""
+    kind = checkpoint_kind(ckpt)
+    version = f" (version {ckpt['version']})" if ckpt.get("version") is not None else ""
+    epoch = f", epoch {ckpt['epoch']}" if ckpt.get("epoch") is not None else ""
+    return f"{kind}{version}{epoch}"
+
+
 def create_run_dir(output_dir="experiment", now=None) -> Path:
     """experiment/exp_YYYY-MM-DD_HH-MM-SS (local time) with checkpoint/, graph/, vis/."""
     now = now or _dt.datetime.now()
@@ -46,7 +77,10 @@ def create_run_dir(output_dir="experiment", now=None) -> Path:
 
 
 def setup_logging(run_dir=None, rank=0) -> logging.Logger:
-    """Console (rank 0 only) and run_dir/log.txt handlers on the 'pose' logger."""
+    """Console (rank 0 only) and run_dir/log.txt handlers on the 'pose' logger.
+
+    Every module logs under that tree ('pose.data.h36m_json', ...), so reader and model lines
+    reach log.txt; it does not propagate to the root, so nothing prints twice."""
     log = logging.getLogger(LOG_NAME)
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -141,7 +175,8 @@ def unwrap(model):
 
 def save_checkpoint(path, *, epoch, model, optimizer=None, scheduler=None, train_log=None,
                     test_log=None, cfg=None, extra=None):
-    """Write a checkpoint dict (keys as DESIGN.md section 4) atomically."""
+    """Write a checkpoint dict atomically: the public HGN code's keys (docs/hgn.md) plus RNG
+    states, the config and the framework version."""
     state = {
         "epoch": epoch,
         "model_state_dict": strip_module_prefix(unwrap(model).state_dict()),
@@ -177,16 +212,17 @@ def load_checkpoint(path) -> dict:
     except Exception as exc:  # torch raises many types for truncated/corrupt files
         raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch checkpoint "
                               f"({type(exc).__name__}: {exc}).") from None
-    if isinstance(ckpt, dict) and "model_state_dict" not in ckpt and "state_dict" in ckpt:
+    try:
+        kind = checkpoint_kind(ckpt)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint '{path}': {exc}") from None
+    if kind == KIND_BARE:
+        ckpt = {"model_state_dict": ckpt}
+    elif "model_state_dict" not in ckpt:
         ckpt = dict(ckpt, model_state_dict=ckpt["state_dict"])
-    if not isinstance(ckpt, dict) or "model_state_dict" not in ckpt:
-        if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-            ckpt = {"model_state_dict": ckpt}   # a bare state dict
-        else:
-            raise CheckpointError(f"checkpoint '{path}' has no 'model_state_dict' "
-                                  f"(keys: {sorted(ckpt)[:10] if isinstance(ckpt, dict) else type(ckpt)})")
     ckpt["model_state_dict"] = strip_module_prefix(ckpt["model_state_dict"])
     ckpt["path"] = str(path)
+    ckpt["kind"] = kind
     return ckpt
 
 

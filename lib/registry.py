@@ -1,35 +1,78 @@
-"""Model names -> builders. A config names its model (MODEL.name); the registry builds it.
+"""Model names -> builders and their options. A config names its model (MODEL.name).
 
-Builders receive the config and a :class:`ModelContext`, which loads the body model and its
-mesh-graph hierarchy only for models that need them (HGN).
+Each model module in ``lib/models`` registers itself beside its builder::
+
+    @dataclass
+    class MyOptions:
+        hid_dim: int = option(64, "width")
+        p_dropout: float = option(0.0, "dropout rate", training_only=True)
+
+    @register_model("Mine", options=MyOptions, num_joints=(16, 17))
+    def build_mine(opts: MyOptions, cfg, ctx): ...
+
+The options class is the single place of the MODEL.* defaults: lib.config validates a YAML's
+MODEL section against it and writes the full set to a run's config.yml. Model modules are
+imported on the first look-up (every module of the lib.models package), so importing this
+module stays light and adding a model is one new file plus one YAML.
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import logging
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import Callable, Optional, Tuple
 
 from lib.geometry.skeleton import H36M16, H36M17
 
 log = logging.getLogger("pose")
 
 
+def option(default, help: str = "", *, training_only: bool = False, choices=None,
+           item_type: Optional[type] = None):
+    """A dataclass field with what the config layer checks: choices, list item type, and
+    ``training_only`` for options that change training but not the built module (e.g. a loss
+    or schedule knob), which the option-coverage test then does not expect to alter the model."""
+    meta = {"help": help, "training_only": training_only,
+            "choices": tuple(choices) if choices is not None else None, "item_type": item_type}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
 @dataclass
 class ModelEntry:
-    builder: Callable
-    needs_mesh: bool = False       # trains with the coarse-mesh targets
-    num_joints: tuple = (16, 17)   # joint counts the model accepts
+    builder: Callable               # builder(options, cfg, ctx) -> nn.Module
+    options: type                   # dataclass of the model's MODEL.* options
+    needs_mesh: bool = False        # trains with the coarse-mesh targets
+    num_joints: Tuple[int, ...] = (16, 17)   # joint counts the model accepts
+    # load_weights(model, ckpt, source) -> description, for a model that also reads
+    # checkpoints of its original code (HGN's official final.pth.tar); None: strict load
+    load_weights: Optional[Callable] = None
+
+    def option_fields(self) -> dict:
+        return {f.name: f for f in dataclasses.fields(self.options)}
+
+    def defaults(self) -> dict:
+        """name -> default of every declared option, in declaration order."""
+        return dataclasses.asdict(self.options())
 
 
 MODELS: dict = {}
 
 
-def register(name, needs_mesh=False, num_joints=(16, 17)):
+def register_model(name, options, needs_mesh=False, num_joints=(16, 17), load_weights=None):
+    """Decorator registering ``builder(options, cfg, ctx)`` under ``name``; ``load_weights``
+    is the model's own checkpoint adapter (see :class:`ModelEntry`)."""
+    if not dataclasses.is_dataclass(options):
+        raise TypeError(f"model {name}: options must be a dataclass, got {options!r}")
+    if "name" in {f.name for f in dataclasses.fields(options)}:
+        raise TypeError(f"model {name}: 'name' is reserved for MODEL.name")
+
     def deco(fn):
-        MODELS[name] = ModelEntry(fn, needs_mesh, tuple(num_joints))
+        MODELS[name] = ModelEntry(fn, options, needs_mesh, tuple(num_joints), load_weights)
         return fn
     return deco
 
@@ -40,6 +83,11 @@ def model_entry(name) -> ModelEntry:
         raise ValueError(f"unknown model '{name}' in MODEL.name; registered: "
                          f"{', '.join(sorted(MODELS))}")
     return MODELS[name]
+
+
+def model_names() -> list:
+    _load_builtin_models()
+    return sorted(MODELS)
 
 
 class ModelContext:
@@ -84,50 +132,29 @@ class ModelContext:
                            fingerprint=f"{hierarchy.fingerprint}:{fine.index}:{mid.index}")
 
 
-def build_model(cfg, ctx: ModelContext | None = None) -> torch.nn.Module:
+def model_options(entry: ModelEntry, cfg):
+    """The entry's options dataclass filled from cfg.MODEL (validated by lib.config)."""
+    values = {k: cfg.MODEL[k] for k in entry.option_fields() if k in cfg.MODEL}
+    return entry.options(**values)
+
+
+def build_model(cfg, ctx: ModelContext | None = None):
     entry = model_entry(cfg.MODEL.name)
     if cfg.DATASET.num_joints not in entry.num_joints:
         raise ValueError(f"model {cfg.MODEL.name} takes {entry.num_joints} joints, but "
                          f"DATASET.num_joints is {cfg.DATASET.num_joints}")
-    return entry.builder(cfg, ctx or ModelContext(cfg))
+    return entry.builder(model_options(entry, cfg), cfg, ctx or ModelContext(cfg))
 
 
 _LOADED = False
 
 
 def _load_builtin_models():
-    """Register the built-in models (imported here so the registry itself stays light)."""
+    """Import every module of lib.models once; each registers the models it defines."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    from lib.graphs.skeleton_graph import skeleton_adjacency
-
-    @register("HGN", needs_mesh=True, num_joints=(17,))
-    def _hgn(cfg, ctx):
-        from lib.models.hgn import HGN
-        _, fine, mid = ctx.mesh_levels()
-        return HGN(skeleton_adjacency(H36M17), mid.adjacency, fine.adjacency,
-                   hid_dim=cfg.MODEL.hid_dim, mid_index=mid.real_positions,
-                   fine_index=fine.real_positions)
-
-    @register("GraphSH", num_joints=(16,))
-    def _graphsh(cfg, ctx):
-        from lib.models.graph_sh import GraphSH
-        return GraphSH(None, hid_dim=cfg.MODEL.hid_dim, num_stacks=cfg.MODEL.num_stacks,
-                       gcn=cfg.MODEL.gcn, p_dropout=cfg.MODEL.p_dropout, num_joints=16)
-
-    @register("SemGCN")
-    def _semgcn(cfg, ctx):
-        from lib.models.baselines import SemGCN
-        return SemGCN(skeleton_adjacency(ctx.skeleton), hid_dim=cfg.MODEL.hid_dim,
-                      num_layers=cfg.MODEL.num_layers, non_local=cfg.MODEL.non_local,
-                      p_dropout=cfg.MODEL.p_dropout or None)
-
-    @register("Martinez")
-    def _martinez(cfg, ctx):
-        from lib.models.baselines import LinearModel
-        j = cfg.DATASET.num_joints
-        return LinearModel(num_joints_in=j, num_joints_out=j,
-                           linear_size=cfg.MODEL.linear_size, num_stage=cfg.MODEL.num_stage,
-                           p_dropout=cfg.MODEL.p_dropout)
+    import lib.models as pkg
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")

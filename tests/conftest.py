@@ -1,4 +1,5 @@
 """Test setup: the repository root on sys.path, one thread (the CI machine has 2 cores)."""
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,3 +22,16 @@ def mocap_dir():
     if not MOCAP_DIR.is_dir():
         pytest.skip(f"real CMU clips not found at {MOCAP_DIR}")
     return MOCAP_DIR
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pose_logger():
+    """Undo a run's setup_logging after each test: its handlers are closed and the 'pose' tree
+    propagates to the root again, so caplog sees reader messages whatever ran before."""
+    yield
+    log = logging.getLogger("pose")
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    log.propagate = True
+    log.setLevel(logging.NOTSET)

@@ -35,7 +35,8 @@ def make_cfg(tmp_path, data_root, model="SemGCN", fmt="npz", joints=16, epochs=2
         "DATASET": {"format": fmt, "root": str(data_root), "num_joints": joints,
                     "train_subjects": [1, 5], "test_subjects": [9], "train_stride": 2,
                     "test_stride": 3, "val_fraction": 0.25, "require_smpl": False},
-        "MODEL": {"name": model, "hid_dim": 32, "linear_size": 64},
+        "MODEL": {"name": model,     # each model takes only its own options
+                  **({"linear_size": 64} if model == "Martinez" else {"hid_dim": 32})},
         "TRAIN": {"epochs": epochs, "batch_size": 32, "lr": 0.002, "lr_step": [1],
                   "num_threads": 1, "print_freq": 0},
         "TEST": {"batch_size": 128},
@@ -193,3 +194,36 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_data):
     assert "DistributedDataParallel, 2 processes (gloo)" in log
     metrics = json.loads((runs[0] / "metrics.json").read_text())
     assert np.isfinite(metrics["test_mpjpe"])
+
+
+LR_PROBE = """
+import sys
+from pathlib import Path
+from lib.engine.trainer import Trainer
+from lib.engine.run import train_main
+fit = Trainer.fit
+def probe(self, *args, **kw):
+    out = fit(self, *args, **kw)
+    Path(sys.argv[1], f"lr{self.rt.rank}.txt").write_text(repr(self.optimizer.param_groups[0]["lr"]))
+    return out
+Trainer.fit = probe
+train_main(sys.argv[2:])
+"""
+
+
+def test_ddp_plateau_scheduler_keeps_ranks_in_step(tmp_path, tiny_data):
+    # lr so small the metric cannot improve: with patience 0 rank 0 lowers the lr every epoch
+    cfg = make_cfg(tmp_path, tiny_data, "Martinez", epochs=2,
+                   extra={"TRAIN": {"scheduler": "plateau", "plateau_patience": 0,
+                                    "lr": 1e-7, "lr_factor": 0.5}})
+    probe = tmp_path / "probe.py"
+    probe.write_text(LR_PROBE)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(30500 + os.getpid() % 1000), str(probe), str(tmp_path),
+           "--cfg", str(cfg)]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lrs = [float((tmp_path / f"lr{rank}.txt").read_text()) for rank in (0, 1)]
+    assert lrs[0] < 1e-7                    # the scheduler did lower it
+    assert lrs[0] == lrs[1]

@@ -72,3 +72,18 @@ def test_checkpoint_errors(tmp_path):
         sd = _model().state_dict()
         del sd["1.bias"]
         load_model_weights(_model(), sd)
+
+
+def test_one_checkpoint_classification_for_every_loader(tmp_path):
+    from lib.experiment import KIND_BARE, KIND_FRAMEWORK, KIND_OFFICIAL, describe_checkpoint
+    from lib.models.official_hgn import classify_checkpoint
+    weights = {"module.w": torch.ones(2)}
+    files = {"bare": (weights, KIND_BARE),
+             "official": ({"epoch": 3, "model_state_dict": weights}, KIND_OFFICIAL),
+             "ours": ({"epoch": 3, "model_state_dict": weights, "version": "0.1"}, KIND_FRAMEWORK)}
+    for name, (content, kind) in files.items():
+        torch.save(content, tmp_path / f"{name}.pth.tar")
+        ckpt = load_checkpoint(tmp_path / f"{name}.pth.tar")
+        assert describe_checkpoint(ckpt).startswith(kind)
+        assert classify_checkpoint(ckpt).kind == kind == classify_checkpoint(content).kind
+        assert list(classify_checkpoint(ckpt).state_dict) == ["w"]

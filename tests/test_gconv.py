@@ -1,4 +1,4 @@
-"""Every graph-convolution variant against its formula (reference/GraphSH.md §1.7).
+"""Every graph-convolution variant against its formula (docs/graphsh.md).
 
 The reference implementations below loop over batch items and nodes explicitly, so they
 are independent of the matrix formulations in lib/models/gconv.py. The tiny test graph has

@@ -12,7 +12,7 @@ from lib.geometry.camera import (Camera, h36m_camera, h36m_cameras, image_coordi
 from lib.geometry.skeleton import (H36M16, H36M17, H36M32, KEEP_17_TO_16, KEEP_32_TO_16,
                                    KEEP_32_TO_17, convert_joints, reduce_parents)
 
-# S1, camera 1 (id 54138969), typed from reference/GraphSH.md §3.3.
+# S1, camera 1 (id 54138969): the public calibration as hard-coded in VideoPose3D/SemGCN.
 S1_CAM1_Q = (0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088)
 S1_CAM1_CENTRE = (1841.1070556640625, 4955.28466796875, 1563.4454345703125)
 CAM1_F = (1145.0494384765625, 1143.7811279296875)

@@ -9,13 +9,13 @@ from lib.models.gconv import GCONV_VARIANTS
 from lib.models.graph_sh import BitDropout, GraphConvBlock, GraphSH, SkeletalPool, SkeletalUnpool
 from lib.models.utils import count_parameters, describe_model
 
-# reference/GraphSH.md §1.6 (C=64, 4 stacks)
+# counted from the public GraphSH code (C=64, 4 stacks), see docs/graphsh.md
 PUBLISHED_COUNTS = {
     "vanilla": 224_907, "dc_vanilla": 438_027, "semantic": 438_657, "modulated": 461_387,
     "convst": 651_147, "preagg": 1_848_843, "postagg": 1_848_843,
     "dc_preagg": 3_685_899, "dc_postagg": 3_685_899, "nosharing": 19_967_499,
 }
-CORRECT_UNPOOL_16 = [3, 2, 0, 0, 2, 1, 1, 3, 4, 4, 7, 6, 6, 7, 5, 5]    # §1.2
+CORRECT_UNPOOL_16 = [3, 2, 0, 0, 2, 1, 1, 3, 4, 4, 7, 6, 6, 7, 5, 5]    # docs/graphsh.md
 PUBLIC_SWAPPED_UNPOOL_16 = [3, 2, 1, 1, 2, 0, 0, 3, 4, 4, 7, 6, 6, 7, 5, 5]
 UNPOOL_8 = [0, 0, 1, 1, 3, 2, 2, 3]
 LEFT_LEG, RIGHT_LEG = (4, 5, 6), (1, 2, 3)

@@ -152,7 +152,7 @@ def test_node_major_sem_gconv_equals_module(graphs, c_in, c_out):
 
 # ----------------------------------------------------------------------------- state dict
 def official_key_shapes(e17=49, e48=241, e96=487, n=(17, 48, 96)):
-    """HGN.md section 5, written out: every tensor of an official final.pth.tar and its shape."""
+    """Every tensor of an official final.pth.tar and its shape (public HGN code, docs/hgn.md)."""
     hid, inter = 128, 64
     bn = lambda p, c=hid: {f"{p}.weight": (c,), f"{p}.bias": (c,), f"{p}.running_mean": (c,),
                            f"{p}.running_var": (c,), f"{p}.num_batches_tracked": ()}

@@ -166,7 +166,11 @@ def test_coco_results_two_people_gaps_and_a_skipped_frame(trained, tmp_path):
                             "keypoints": other.ravel().tolist()})
     inp = tmp_path / "results.json"
     inp.write_text(json.dumps(entries))
-    res = _run(trained, inp, tmp_path / "out", "--image-size", str(W), str(H))
+    res = _run(trained, inp, tmp_path / "out", "--image-size", str(W), str(H), "--vis",
+               "--vis-frames", "3")
+    pics = sorted((tmp_path / "out" / "vis").glob("*.png"))
+    assert [p.name for p in pics] == ["frame000100_person0.png", "frame000120_person0.png",
+                                      "frame000139_person0.png"]
     with np.load(tmp_path / "out" / "poses_3d.npz") as z:
         persons, frames, valid = z["person_ids"], z["frame_ids"], z["valid"]
         pose = z["poses_3d"]
@@ -282,3 +286,20 @@ def test_real_cmu_clip_through_the_coco_path(trained, tmp_path, mocap_dir):
     err = mpjpe_per_sample(pose, gt).mean()
     print(f"CMU 02_01 via COCO results: {err:.1f} mm")
     assert err < 400
+
+
+def test_export_then_infer_on_onnx_runtime_matches_pytorch(trained, tmp_path):
+    from lib.engine.export_run import export_main
+    onnx_file = tmp_path / "m.onnx"
+    res = export_main(["--cfg", str(trained["cfg"]), "--weights", str(trained["weights"]),
+                       "--format", "onnx", "--out", str(onnx_file)])
+    assert res["max_abs_diff"]["pose"] < 1e-5
+    inp = tmp_path / "kp.npy"
+    np.save(inp, trained["kp17"])
+    common = ["--cfg", str(trained["cfg"]), "--input", str(inp), "--layout", "h36m17",
+              "--image-size", str(W), str(H)]
+    a = infer_main(common + ["--weights", str(trained["weights"]), "--out", str(tmp_path / "a")])
+    b = infer_main(common + ["--onnx", str(onnx_file), "--out", str(tmp_path / "b")])
+    np.testing.assert_allclose(a["poses_3d"], b["poses_3d"], atol=1e-2)      # mm
+    with pytest.raises(KeypointInputError, match="either --weights"):
+        infer_main(common + ["--weights", str(trained["weights"]), "--onnx", str(onnx_file)])

@@ -141,21 +141,6 @@ def triangulate_with_centres(verts, quads, part):
 
 
 # ----------------------------------------------------------------------------- checks
-def mesh_topology(faces: np.ndarray, num_vertices: int) -> dict:
-    """Edge counts and Euler characteristic of a triangle mesh (closed genus 0: chi == 2)."""
-    half = np.stack([faces, np.roll(faces, -1, axis=1)], axis=-1).reshape(-1, 2)
-    und, counts = np.unique(np.sort(half, axis=1), axis=0, return_counts=True)
-    directed_unique = len(np.unique(half, axis=0)) == len(half)
-    used = np.unique(faces).size
-    return {
-        "num_edges": len(und),
-        "euler": num_vertices - len(und) + len(faces),
-        "all_edges_two_faces": bool(np.all(counts == 2)),
-        "consistently_oriented": bool(directed_unique),
-        "all_vertices_used": used == num_vertices,
-    }
-
-
 def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Enclosed volume (positive when the faces are oriented outwards)."""
     a, b, c = (vertices[faces[:, k]] for k in range(3))

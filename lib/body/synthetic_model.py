@@ -351,13 +351,6 @@ def build_h36m_regressor(model: dict, seed: int = 0, vertices_per_joint: int = 8
     return R
 
 
-def write_h36m_regressor(path, model: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, build_h36m_regressor(model))
-    return path
-
-
 # ----------------------------------------------------------------------------- files
 def _variant(model: dict, betas: np.ndarray) -> dict:
     """A gender variant: the template moved along the shape space, joints re-regressed."""

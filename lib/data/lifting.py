@@ -28,12 +28,10 @@ import torch
 from lib.data import codec
 from lib.data.corpus import PoseCorpus
 from lib.geometry.camera import project_to_pixels
-from lib.geometry.skeleton import SKELETONS, convert_joints
+from lib.geometry.skeleton import LIFTING_JOINT_SETS, SKELETONS, convert_joints
 
 CACHE_VERSION = 2          # 2: stats list the excluded sequence keys
 log = logging.getLogger("pose")
-
-JOINT_SET_OF = {16: "h36m16", 17: "h36m17"}
 
 
 @dataclass
@@ -64,7 +62,7 @@ class LiftingSpec:
 
 
 def _to_joint_set(arr: np.ndarray, source: str, num_joints: int) -> np.ndarray:
-    return convert_joints(arr, source, JOINT_SET_OF[num_joints])
+    return convert_joints(arr, source, LIFTING_JOINT_SETS[num_joints])
 
 
 def _keypoints_to_joint_set(kp: np.ndarray, source: str, num_joints: int,

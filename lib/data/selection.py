@@ -15,7 +15,7 @@ import numpy as np
 
 from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("pose.data.selection")
 
 
 def _take_frames(seq: Sequence, keep: np.ndarray) -> Sequence:

@@ -12,14 +12,9 @@ from lib.geometry.skeleton import skeleton_for_joints
 
 
 def flip_inputs(x2d: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """Mirror normalised 2D poses horizontally (x -> -x) and swap left/right joints."""
+    """Mirror poses horizontally (x -> -x) and swap left/right joints: normalised 2D inputs,
+    and equally the 3D outputs of a flipped input (flip test)."""
     flipped = x2d[:, perm].clone()
-    flipped[..., 0] = -flipped[..., 0]
-    return flipped
-
-
-def flip_outputs(y3d: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    flipped = y3d[:, perm].clone()
     flipped[..., 0] = -flipped[..., 0]
     return flipped
 
@@ -41,7 +36,7 @@ def predict(model, dataset, device, batch_size=256, flip_test=False, amp_dtype=N
             pose = out["pose"].float()
             if flip_test:
                 pose_f = model(flip_inputs(x, perm))["pose"].float()
-                pose = (pose + flip_outputs(pose_f, perm)) / 2
+                pose = (pose + flip_inputs(pose_f, perm)) / 2
         poses.append(pose.cpu())
         for k in meshes:
             if k in out:

@@ -1,7 +1,6 @@
 """What main/infer.py does: a trained model on anyone's 2D keypoints (see lib/infer/)."""
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -9,19 +8,17 @@ from tqdm import tqdm
 
 from lib.config import load_config
 from lib.engine.devices import cleanup, setup_runtime, wrap_model
-from lib.experiment import create_run_dir, load_checkpoint, setup_logging
+from lib.experiment import create_run_dir, setup_logging
 from lib.infer.layouts import LAYOUTS
 from lib.infer.pipeline import check_image_size, lift, prepare, write_outputs
+from lib.infer.layouts import KeypointInputError
 from lib.infer.readers import INPUT_FORMATS, read_keypoints
-from lib.registry import ModelContext, build_model
 
 
-def infer_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Lift 2D keypoints (COCO, OpenPose, numpy) to 3D "
-                                            "with a trained model.")
-    p.add_argument("--cfg", required=True, help="the YAML the model was trained with")
-    p.add_argument("--weights", required=True,
-                   help="checkpoint (.pth.tar) of that model, or 'latest' (newest finished run)")
+def infer_parser():
+    from lib.engine.export_run import trained_model_parser
+    p = trained_model_parser("Lift 2D keypoints (COCO, OpenPose, numpy) to 3D with a trained "
+                             "model.", weights_required=False)
     p.add_argument("--input", required=True, help="keypoint file, or a folder of OpenPose JSON")
     p.add_argument("--input-format", default="auto", choices=INPUT_FORMATS,
                    help="default: detected from the content")
@@ -35,8 +32,31 @@ def infer_parser() -> argparse.ArgumentParser:
                    help="frames with fewer confident H36M-17 joints are skipped (counted)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--out", default=None, help="output folder (default: experiment/exp_<time>)")
+    p.add_argument("--onnx", default=None,
+                   help="run this exported ONNX model (main/export.py) on ONNX Runtime instead "
+                        "of the checkpoint; --weights is then not read")
+    p.add_argument("--vis", action="store_true",
+                   help="PNG pictures (2D input beside the 3D pose) of sampled rows in DIR/vis/")
+    p.add_argument("--vis-frames", type=int, default=8, help="how many rows --vis draws")
     p.add_argument("--gpu", default=None, help="GPU ids, e.g. 0 (default: CPU)")
     return p
+
+
+def _load_lifter(cfg, args):
+    """(model, source, description): the checkpoint's PyTorch model, or an ONNX Runtime one."""
+    if args.onnx:
+        from lib.engine.export_run import OnnxLifter
+        if not Path(args.onnx).is_file():
+            raise KeypointInputError(f"{args.onnx}: no such ONNX file. Export one with "
+                                     f"python main/export.py --format onnx.")
+        lifter = OnnxLifter(args.onnx)
+        if lifter.num_joints != cfg.DATASET.num_joints:
+            raise KeypointInputError(
+                f"{args.onnx} takes {lifter.num_joints} joints but {args.cfg} has "
+                f"DATASET.num_joints {cfg.DATASET.num_joints}: pass the YAML it was exported with")
+        return lifter, args.onnx, "ONNX Runtime"
+    from lib.engine.export_run import load_trained_model
+    return load_trained_model(cfg, args.weights)
 
 
 def infer_main(argv=None) -> dict:
@@ -44,19 +64,16 @@ def infer_main(argv=None) -> dict:
     cfg = load_config(args.cfg)
     track = read_keypoints(args.input, args.input_format, args.layout)
     size = check_image_size(track, args.image_size)
-    from lib.engine.run import resolve_weight_path
-    cfg.TEST.weight_path = args.weights
-    weights = resolve_weight_path(cfg)               # 'latest': the newest run of this model
-    ckpt = load_checkpoint(weights)                  # before any output exists
+    if bool(args.weights) == bool(args.onnx):
+        raise KeypointInputError("pass either --weights CKPT (PyTorch) or --onnx FILE (an "
+                                 "exported model), not both or neither")
+    model, weights, kind = _load_lifter(cfg, args)   # before any output exists
     out_dir = Path(args.out) if args.out else create_run_dir(cfg.output_dir)
     log = setup_logging(out_dir if not args.out else None)
     rt = setup_runtime(args.gpu)
     try:
-        from lib.engine.run import _load_weights
-        ctx = ModelContext(cfg)
-        model = build_model(cfg, ctx)
-        kind = _load_weights(model, ckpt, cfg)
-        model = wrap_model(model.to(rt.device), rt)
+        if not args.onnx:
+            model = wrap_model(model.to(rt.device), rt)
         log.info("model %s from %s (%s)", cfg.MODEL.name, weights, kind)
         log.info("input %s: %d rows, layout %s, image size %gx%g", track.source,
                  len(track.xy), track.layout, *size)
@@ -76,6 +93,12 @@ def infer_main(argv=None) -> dict:
         rate = len(poses) / max(time.perf_counter() - t0, 1e-9)
         written = write_outputs(out_dir, track, prepared, poses, cfg.DATASET.num_joints)
         log.info("wrote %s (%.0f rows/s)", ", ".join(map(str, written)), rate)
+        if args.vis:
+            from lib.infer.pictures import write_pictures
+            pics = write_pictures(out_dir / "vis", track, prepared, poses, size,
+                                  args.vis_frames)
+            log.info("wrote %d pictures to %s", len(pics), out_dir / "vis")
+            written += pics
         return {"out_dir": str(out_dir), "files": [str(w) for w in written],
                 "rows": len(poses), "skipped": prepared.skipped,
                 "filled_per_joint": prepared.filled_per_joint, "rows_per_s": rate,

@@ -17,8 +17,8 @@ from lib.engine.devices import DeviceError, cleanup, setup_runtime, wrap_model
 from lib.engine.evaluate import (compute_metrics, mean_pose_mpjpe, predict, protocol_card,
                                  report)
 from lib.engine.trainer import Trainer, TrainingDiverged
-from lib.experiment import (LOG_NAME, CheckpointError, Experiment, load_checkpoint,
-                            load_model_weights, seed_everything, setup_logging)
+from lib.experiment import (LOG_NAME, CheckpointError, Experiment, describe_checkpoint,
+                            load_checkpoint, load_model_weights, seed_everything, setup_logging)
 from lib.models.utils import count_parameters
 from lib.registry import ModelContext, build_model, model_entry
 
@@ -168,13 +168,6 @@ def resolve_weight_path(cfg) -> str:
                           f"'{cfg.output_dir}'. Train one first, or pass --weights PATH.")
 
 
-def describe_checkpoint(ckpt: dict) -> str:
-    """'official HGN' when it carries the original code's keys and no framework version."""
-    if "version" in ckpt:
-        return f"this framework's checkpoint (version {ckpt['version']}, epoch {ckpt.get('epoch')})"
-    return f"checkpoint without framework metadata (official-format, epoch {ckpt.get('epoch', '?')})"
-
-
 def test_main(argv=None):
     p = common_parser("Evaluate a trained model on the test split.")
     p.add_argument("--weights", default=None, help="checkpoint (overrides TEST.weight_path)")
@@ -192,7 +185,7 @@ def test_main(argv=None):
         datasets = _datasets(cfg, ("test",), mesh)
         model = build_model(cfg, ctx)
         _log_model(cfg, model, log)
-        kind = _load_weights(model, ckpt, cfg)
+        kind = load_weights(model, ckpt, cfg)
         log.info("loaded %s: %s", ckpt["path"], kind)
         model = wrap_model(model, rt)
         ds = datasets["test"]
@@ -219,13 +212,11 @@ def test_main(argv=None):
         cleanup(rt)
 
 
-def _load_weights(model, ckpt, cfg) -> str:
-    """Load strictly; HGN also accepts the public code's final.pth.tar and explains graph mismatches."""
-    if cfg.MODEL.name == "HGN":
-        from lib.models.official_hgn import load_hgn_weights
-        try:
-            return load_hgn_weights(model, ckpt, f"checkpoint '{ckpt['path']}'").describe()
-        except ValueError as exc:
-            raise CheckpointError(str(exc)) from None
-    load_model_weights(model, ckpt["model_state_dict"], f"checkpoint '{ckpt['path']}'")
+def load_weights(model, ckpt, cfg) -> str:
+    """Strict load, or the model's own checkpoint adapter where it registered one."""
+    source = f"checkpoint '{ckpt['path']}'"
+    adapter = model_entry(cfg.MODEL.name).load_weights
+    if adapter is not None:
+        return adapter(model, ckpt, source)
+    load_model_weights(model, ckpt["model_state_dict"], source)
     return describe_checkpoint(ckpt)

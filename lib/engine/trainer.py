@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lib.data.lifting import BatchLoader
-from lib.engine.evaluate import compute_metrics, flip_inputs, flip_outputs, predict
+from lib.engine.evaluate import compute_metrics, flip_inputs, predict
 from lib.experiment import (load_checkpoint, load_model_weights, save_checkpoint, set_rng_state,
                             get_logger, unwrap)
 from lib.geometry.skeleton import skeleton_for_joints
@@ -177,9 +177,9 @@ class Trainer:
         if not bool(sel.any()):
             return batch
         batch = dict(batch)
-        for key, fn in (("input_2d", flip_inputs), ("target_3d", flip_outputs)):
+        for key in ("input_2d", "target_3d"):       # the same mirror for 2D and 3D poses
             v = batch[key].clone()
-            v[sel] = fn(v[sel], self.flip_perm)
+            v[sel] = flip_inputs(v[sel], self.flip_perm)
             batch[key] = v
         return batch
 
@@ -201,11 +201,12 @@ class Trainer:
                     and cfg.TRAIN.scheduler == "step":
                 self.scheduler.step()
             self.train_log.append(loss)
+            metrics = self.evaluate(split) if self.rt.is_main else None
+            if self.scheduler is not None and cfg.TRAIN.scheduler == "plateau":
+                # every rank steps with rank 0's metric, or the replicas' learning rates drift
+                self.scheduler.step(self._from_rank0(metrics["mpjpe"] if metrics else 0.0))
             if not self.rt.is_main:
                 continue
-            metrics = self.evaluate(split)
-            if self.scheduler is not None and cfg.TRAIN.scheduler == "plateau":
-                self.scheduler.step(metrics["mpjpe"])
             self.eval_log["mpjpe"].append(metrics["mpjpe"])
             self.eval_log["pa_mpjpe"].append(metrics["pa_mpjpe"])
             improved = metrics["mpjpe"] < self.best
@@ -222,6 +223,14 @@ class Trainer:
                     plot_fn(self.train_log, self.eval_log, self.exp.graph_dir)
         return {"best_epoch": self.best_epoch, "best_" + split + "_mpjpe": self.best,
                 "train_log": self.train_log, "eval_log": self.eval_log}
+
+    def _from_rank0(self, value):
+        """``value`` as rank 0 has it (unchanged when not distributed)."""
+        if not self.rt.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.rt.device)
+        torch.distributed.broadcast(t, src=0)
+        return t.item()
 
     def _save(self, epoch, improved):
         cfg = self.cfg

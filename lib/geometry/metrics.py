@@ -5,7 +5,7 @@ of the same shape; a numpy ``gt`` is converted when ``pred`` is a tensor) and wo
 number of leading batch dimensions. Errors are in the input's unit (mm in, mm out).
 
 The definitions follow VideoPose3D's ``common/loss.py`` (used unchanged by SemGCN and GraphSH)
-and HGN's ``rigid_align``; see ``reference/GraphSH.md`` §4. Procrustes alignment is vectorised
+and HGN's ``rigid_align``. Procrustes alignment is vectorised
 with a batched SVD and computed in float64, because float32 SVD of near-degenerate poses is
 noticeably inaccurate at the 0.1 mm level the tables report.
 """

@@ -86,6 +86,9 @@ H36M16 = Skeleton(
 
 SKELETONS = {s.name: s for s in (H36M32, H36M17, H36M16)}
 
+# The joint set a lifting model of 16 or 17 joints takes (DATASET.num_joints -> set name).
+LIFTING_JOINT_SETS = {H36M16.num_joints: H36M16.name, H36M17.num_joints: H36M17.name}
+
 # Kept indices of each reduction (index into the source order).
 KEEP_32_TO_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 KEEP_17_TO_16 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16)

@@ -3,7 +3,7 @@
 Why: HGN's mesh graphs visit vertices in ``np.argsort`` order of heavily tied degrees. numpy
 1.25 replaced the classic introsort (``aquicksort``) by SIMD sorts on some CPUs, and tied
 values then come out in another order, which changes the graphs. This module reproduces the
-classic order element for element (DESIGN.md §3.1) on any numpy and any CPU:
+classic order element for element (docs/hgn.md) on any numpy and any CPU:
 
 * quicksort on an index array while a partition [l, r] has r - l > 15: median of three
   (l/m, m/r, l/m swaps with m = l + (r - l) // 2), pivot v[m] parked at r - 1, Hoare scan

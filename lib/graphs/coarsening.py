@@ -2,7 +2,7 @@
 
 Why a re-implementation: the original's graphs depend on ``np.argsort`` tie-breaking and on
 numpy 1.x scalar promotion, so they change with the numpy version and CPU. This module gives,
-on any machine, exactly what the original gives under numpy <= 1.24 (DESIGN.md §3.1):
+on any machine, exactly what the original gives under numpy <= 1.24 (docs/hgn.md):
 
 * mesh graph: pairs (a,b), (b,c), (a,c) of every face, a directed pair seen k times weighs
   k - [k > 1] (so 1 on a manifold mesh), symmetrised by the larger of A and A^T, float32;

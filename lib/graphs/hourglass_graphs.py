@@ -4,7 +4,7 @@ Pooling takes the channel-wise max over each group (pair) of fine nodes; unpooli
 each coarse node back to the fine nodes of its group. Both are written as index arrays so
 the network only gathers. The unpooling maps are *derived* from the groups (never typed in),
 which is what keeps the left leg on the left: the public GraphSH code hand-wrote the 8 -> 16
-table and swapped the two lower legs (see reference/GraphSH.md §1.2).
+table and swapped the two lower legs (see docs/graphsh.md).
 """
 from __future__ import annotations
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from lib.graphs.hourglass_graphs import GROUPS_16_TO_8
 from lib.models.gconv import SemGraphConv
 from lib.models.hgn import NodeMajorSequential, ResSemGraphConv, SemGraphConvBlock, sem_gconv_nm
 from lib.models.nonlocal_block import GraphNonLocal
 
-# SemGCN's joint pairs for its non-local layers, in the H36M16 order (lib.geometry.skeleton).
-SEMGCN_GROUPS_H36M16 = ((2, 3), (5, 6), (1, 4), (0, 7), (8, 9), (14, 15), (11, 12), (10, 13))
+# SemGCN's joint pairs for its non-local layers: the pairs GraphSH pools 16 -> 8 by.
+SEMGCN_GROUPS_H36M16 = GROUPS_16_TO_8
 
 
 def _check_pose_input(x: torch.Tensor, joints: int, dim: int, name: str):
@@ -108,3 +109,41 @@ class SemGCN(nn.Module):
         _check_pose_input(x, self.num_nodes, self.in_dim, "SemGCN")
         h = self.gconv_layers.forward_nm(self.gconv_input.forward_nm(x.transpose(0, 1)))
         return {"pose": sem_gconv_nm(self.gconv_output, h).transpose(0, 1).contiguous()}
+
+
+# ----------------------------------------------------------------------------- registration
+from dataclasses import dataclass  # noqa: E402
+
+from lib.registry import option, register_model  # noqa: E402
+
+
+@dataclass
+class SemGCNOptions:
+    """MODEL.* of SemGCN (p_dropout 0 means no dropout layers, as the public code's None)."""
+    hid_dim: int = option(128, "channels of every graph convolution")
+    num_layers: int = option(4, "residual blocks")
+    non_local: bool = option(False, "a non-local layer after the input and after every block")
+    p_dropout: float = option(0.0, "dropout rate; 0: none")
+
+
+@register_model("SemGCN", options=SemGCNOptions)
+def build_semgcn(opts: SemGCNOptions, cfg, ctx) -> SemGCN:
+    from lib.graphs.skeleton_graph import skeleton_adjacency
+    return SemGCN(skeleton_adjacency(ctx.skeleton), hid_dim=opts.hid_dim,
+                  num_layers=opts.num_layers, non_local=opts.non_local,
+                  p_dropout=opts.p_dropout or None)
+
+
+@dataclass
+class MartinezOptions:
+    """MODEL.* of the Martinez baseline (LinearModel)."""
+    linear_size: int = option(1024, "width of every linear layer")
+    num_stage: int = option(2, "residual stages")
+    p_dropout: float = option(0.0, "dropout rate")
+
+
+@register_model("Martinez", options=MartinezOptions)
+def build_martinez(opts: MartinezOptions, cfg, ctx) -> LinearModel:
+    j = cfg.DATASET.num_joints
+    return LinearModel(num_joints_in=j, num_joints_out=j, linear_size=opts.linear_size,
+                       num_stage=opts.num_stage, p_dropout=opts.p_dropout)

@@ -3,7 +3,7 @@
 Every class takes ``(in_features, out_features, adj, bias=True)`` where ``adj`` is a dense
 (N, N) float tensor (its non-zero pattern and, for most variants, its values), and maps
 (B, N, C_in) to (B, N, C_out). ``GCONV_VARIANTS`` maps the ``--gcn`` names to classes; the
-formulas are those of reference/GraphSH.md §1.7 (E = identity, Â = ``adj``).
+formulas are those of docs/graphsh.md (E = identity, Â = ``adj``).
 
 Speed: besides ``forward`` every class has ``forward_node_major`` on (N, B, C) tensors. In
 that layout a per-node weight is one ``bmm`` over the node axis and the neighbour sum is one

@@ -1,4 +1,4 @@
-"""GraphSH: Graph Stacked Hourglass network (Xu & Takano, CVPR 2021), reference/GraphSH.md §1.
+"""GraphSH: Graph Stacked Hourglass network (Xu & Takano, CVPR 2021); facts in docs/graphsh.md.
 
 Input graph conv (2 -> C), ``num_stacks`` graph hourglasses on the 16 -> 8 -> 4 skeleton
 scales (widths C, 1.5C, 2C), a 1x1 projection of every hourglass output to C/num_stacks
@@ -26,7 +26,7 @@ from lib.graphs.hourglass_graphs import NUM_JOINTS, HourglassGraphs, build_hourg
 from lib.models.gconv import build_gconv, check_gconv_name
 from lib.models.utils import describe_model
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pose.models.graph_sh")
 
 
 class BitDropout(nn.Module):
@@ -107,7 +107,7 @@ class SkeletalUnpool(nn.Module):
 
 class GraphHourglass(nn.Module):
     """One 16 -> 8 -> 4 -> 8 -> 16 hourglass; skips are added before the up-convolutions and
-    a residual wraps the whole hourglass (reference/GraphSH.md §1.4)."""
+    a residual wraps the whole hourglass (as in the public GraphSH code)."""
 
     def __init__(self, graphs: HourglassGraphs, gcn: str, dim: int, mid_dim: int, low_dim: int,
                  p_dropout: float):
@@ -190,3 +190,26 @@ class GraphSH(nn.Module):
             features.append(projection(h))
         f = self.se(torch.cat(features, dim=-1))
         return {"pose": self.output_layer(f).transpose(0, 1).contiguous()}
+
+
+# ----------------------------------------------------------------------------- registration
+from dataclasses import dataclass  # noqa: E402
+
+from lib.models.gconv import GCONV_VARIANTS  # noqa: E402
+from lib.registry import option, register_model  # noqa: E402
+
+
+@dataclass
+class GraphSHOptions:
+    """MODEL.* of GraphSH. The defaults are this framework's historical ones (hid 128, no
+    dropout); the shipped GraphSH YAMLs set the public recipe (hid_dim 64, p_dropout 0.25)."""
+    hid_dim: int = option(128, "channels at full resolution")
+    gcn: str = option("dc_preagg", "graph convolution variant", choices=sorted(GCONV_VARIANTS))
+    num_stacks: int = option(4, "stacked hourglasses")
+    p_dropout: float = option(0.0, "BitDropout rate after every graph convolution block")
+
+
+@register_model("GraphSH", options=GraphSHOptions, num_joints=(NUM_JOINTS,))
+def build_graph_sh(opts: GraphSHOptions, cfg, ctx) -> GraphSH:
+    return GraphSH(None, hid_dim=opts.hid_dim, num_stacks=opts.num_stacks, gcn=opts.gcn,
+                   p_dropout=opts.p_dropout, num_joints=NUM_JOINTS)

@@ -3,7 +3,7 @@
 Three parallel SemGCN branches -- the skeleton graph from the start, the middle mesh graph from
 stage 1, the fine mesh graph from stage 3 -- exchange features through learned node-mixing
 units ("ChannelTrans", a dense Nb x Na matrix plus a per-node bias) at five fusion points, and
-every branch ends in its own SemGraphConv head (HGN.md sections 1.3-1.5).
+every branch ends in its own SemGraphConv head (docs/hgn.md).
 
 Module names are those of the public code (gconv_input, gconv_layers_{s}_{k}, fc_{a}_{b}_{k},
 gconv_output{,_48,_96}), so a ``final.pth.tar`` written by it loads with ``strict=True`` when the
@@ -278,3 +278,44 @@ class HGN(nn.Module):
         return {"pose": out[1].transpose(0, 1).contiguous(),
                 "mesh_mid": out[2].transpose(0, 1).contiguous(),
                 "mesh_fine": out[3].transpose(0, 1).contiguous()}
+
+
+# ----------------------------------------------------------------------------- registration
+from dataclasses import dataclass  # noqa: E402
+from typing import List, Optional  # noqa: E402
+
+from lib.registry import option, register_model  # noqa: E402
+
+
+@dataclass
+class HGNOptions:
+    """MODEL.* of HGN: its width and the mesh-graph levels its mid/fine branches run on."""
+    hid_dim: int = option(128, "channels of every graph convolution")
+    num_coarsening_levels: int = option(9, "HEM levels built from the body model's faces")
+    graph_levels: Optional[List[int]] = option(
+        None, "[fine, mid] level indices, or null: the levels closest to graph_targets",
+        item_type=int)
+    graph_targets: List[int] = option([96, 48], "padded sizes the default level choice aims at",
+                                      item_type=int)
+
+
+def load_hgn_checkpoint(model, ckpt, source) -> str:
+    """HGN's checkpoint adapter: the public code's final.pth.tar loads too, and a graph-size
+    mismatch is explained (lib.models.official_hgn)."""
+    from lib.experiment import CheckpointError
+    from lib.models.official_hgn import load_hgn_weights
+    try:
+        return load_hgn_weights(model, ckpt, source).describe()
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+@register_model("HGN", options=HGNOptions, needs_mesh=True, num_joints=(17,),
+                load_weights=load_hgn_checkpoint)
+def build_hgn(opts: HGNOptions, cfg, ctx) -> HGN:
+    """The graphs come from ctx (which reads the level options from cfg.MODEL)."""
+    from lib.geometry.skeleton import H36M17
+    from lib.graphs.skeleton_graph import skeleton_adjacency
+    _, fine, mid = ctx.mesh_levels()
+    return HGN(skeleton_adjacency(H36M17), mid.adjacency, fine.adjacency, hid_dim=opts.hid_dim,
+               mid_index=mid.real_positions, fine_index=fine.real_positions)

@@ -5,7 +5,7 @@ official ``final.pth.tar`` ({epoch, model_state_dict, optim_state_dict, schedule
 train_log, test_log}) loads with ``strict=True`` provided the graphs have the official sizes. What
 can go wrong is the graphs: the per-edge ``e`` parameters have exactly nnz(A) entries and the
 ``fc_*`` matrices are (N_target, N_source, 1), so graphs built differently (e.g. HEM coarsening
-under numpy >= 1.25, HGN.md section 1.2) give shape mismatches. ``diagnose_hgn_state_dict`` turns
+under numpy >= 1.25, see docs/hgn.md) give shape mismatches. ``diagnose_hgn_state_dict`` turns
 those into messages that name the graph at fault.
 
 ``stand_in_graph`` makes random graphs with the official node/non-zero counts and fake-node
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lib.experiment import KIND_BARE, KIND_FRAMEWORK, KIND_OFFICIAL, checkpoint_kind  # noqa: F401
 from lib.models.utils import strip_module_prefix
 
-# Official graph sizes (HGN.md section 1.2): padded nodes, non-zeros with self-loops, fake nodes.
+# Official graph sizes (docs/hgn.md): padded nodes, non-zeros with self-loops, fake nodes.
 OFFICIAL_GRAPHS = {
     "skeleton": dict(num_nodes=17, nnz=49, fake=()),
     "mid": dict(num_nodes=48, nnz=241, fake=(23, 35, 39)),
@@ -29,14 +30,6 @@ OFFICIAL_GRAPHS = {
 }
 OFFICIAL_NUM_PARAMETERS = 1_045_621
 
-# Keys our checkpoints carry and the original's never do (lib/experiment.save_checkpoint).
-FRAMEWORK_MARKER_KEYS = ("version", "config")
-OFFICIAL_CHECKPOINT_KEYS = ("epoch", "model_state_dict", "optim_state_dict", "scheduler_state_dict",
-                            "train_log", "test_log")
-
-KIND_OFFICIAL = "official HGN checkpoint"
-KIND_FRAMEWORK = "this framework's checkpoint"
-KIND_BARE = "bare state dict"
 
 
 def stand_in_graph(num_nodes: int, nnz: int, fake=(), seed: int = 0) -> torch.Tensor:
@@ -84,19 +77,12 @@ class CheckpointKind:
 
 
 def classify_checkpoint(ckpt) -> CheckpointKind:
-    """Which code wrote this checkpoint dict (as torch.load returns it), and its state dict."""
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"a checkpoint must be a dict, got {type(ckpt).__name__}")
-    if "model_state_dict" in ckpt:
-        framework = any(ckpt.get(k) is not None for k in FRAMEWORK_MARKER_KEYS)
-        kind = KIND_FRAMEWORK if framework else KIND_OFFICIAL
-        epoch = ckpt.get("epoch")
-        state_dict = ckpt["model_state_dict"]
-    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        kind, epoch, state_dict = KIND_BARE, None, ckpt
+    """Which code wrote this checkpoint dict (lib.experiment.checkpoint_kind), and its state dict."""
+    kind = checkpoint_kind(ckpt)
+    if "model_state_dict" in ckpt or "state_dict" in ckpt:
+        epoch, state_dict = ckpt.get("epoch"), ckpt.get("model_state_dict", ckpt.get("state_dict"))
     else:
-        raise ValueError(f"checkpoint has no 'model_state_dict' (keys: {sorted(ckpt)[:10]}); "
-                         f"expected a file written by the original HGN code or by this framework")
+        epoch, state_dict = None, ckpt
     return CheckpointKind(kind, None if epoch is None else int(epoch), strip_module_prefix(state_dict))
 
 
@@ -123,7 +109,8 @@ def diagnose_hgn_state_dict(model: torch.nn.Module, state_dict: dict) -> list:
             graph = next((g for prefix, g in graph_of_head.items() if key.startswith(prefix)), None)
             why = (f": the checkpoint's graph has {theirs[-1]} non-zeros, ours {ours[-1]}"
                    + (f" ({graph})" if graph else "")
-                   + "; build the graphs exactly as the original (HGN.md 1.2, DESIGN.md 3.1)")
+                   + "; build the graphs exactly as the original does under numpy <= 1.24 "
+                      "(lib/graphs/coarsening.py, docs/hgn.md)")
         elif key.startswith("fc_") and key.endswith("conv.weight"):
             why = (f": node counts (target, source) differ, checkpoint {theirs[:2]} vs ours {ours[:2]}"
                    "; the mesh graphs have other sizes than those the checkpoint was trained with")

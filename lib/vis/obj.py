@@ -17,19 +17,6 @@ def write_obj(path, vertices, faces=None):
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-def read_obj(path):
-    verts, faces = [], []
-    for line in Path(path).read_text().splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "v":
-            verts.append([float(v) for v in parts[1:4]])
-        elif parts[0] == "f":
-            faces.append([int(p.split("/")[0]) - 1 for p in parts[1:4]])
-    return np.array(verts), np.array(faces, dtype=np.int64).reshape(-1, 3)
-
-
 def coarse_faces(faces, cluster_of_vertex) -> np.ndarray:
     """Faces of a coarsened mesh: full-mesh triangles whose three clusters differ, deduplicated."""
     c = np.asarray(cluster_of_vertex)[np.asarray(faces)]

@@ -4,17 +4,16 @@ A format is a :class:`DatasetFormat` registered under the name a YAML gives in
 ``DATASET.format``. The engine never branches on a format's name: the cache is keyed by
 ``source_files``, the corpus comes from ``read``, and the split exclusions, the metrics table
 and the protocol card come from ``info`` (a :class:`DatasetInfo`). Adding a format is one module
-that subclasses DatasetFormat and calls :func:`register_format`, plus a YAML naming it.
+in this package that subclasses DatasetFormat under :func:`register_format` (found on the
+first look-up, nothing to list), plus a YAML naming it.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
 
-# Modules of the built-in formats, imported on first look-up so that importing this package
-# stays cheap (the readers pull in numpy/json code the config layer does not need).
-BUILTIN_FORMAT_MODULES = ("lib.data.formats.h36m_json", "lib.data.formats.h36m_npz")
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,18 @@ def register_format(fmt_cls):
     return fmt_cls
 
 
+_LOADED = False
+
+
 def _load_builtin_formats():
-    for module in BUILTIN_FORMAT_MODULES:
-        importlib.import_module(module)
+    """Import every module of this package once, on first look-up, so a new format file
+    registers itself without being listed anywhere (and importing this package stays cheap)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
 
 
 def format_names() -> list:

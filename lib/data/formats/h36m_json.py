@@ -18,6 +18,9 @@ data.json lists; action labels come from ``action_idx``, never from file names. 
 in joint_3d.json / smpl_param.json but absent from data.json are ignored and counted in the log.
 Sequences whose SMPL file has no ``[action][subaction]`` entry get ``smpl=None``; sequences with
 an entry get SmplParams whose frames without a fit are ``valid=False`` with zero parameters.
+
+Longer than most modules on purpose: one format, one module (reader, writer, plug-in), so
+the layout's rules are read in one place.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from lib.geometry import h36m_calibration as calib
 from lib.geometry.camera import Camera
 from lib.geometry.skeleton import ACTION_NAME, convert_joints
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("pose.data.h36m_json")
 
 ANNOTATION_DIR = Path("Human36M") / "annotations"
 REGRESSOR_FILE = Path("Human36M") / "J_regressor_h36m_correct.npy"

@@ -23,6 +23,9 @@ them to ``data_3d_h36m.npz`` so that JSON -> npz -> JSON is exact:
 ``sequence_index`` (action key -> (action_idx, subaction_idx), overriding the sorting rule) and
 ``cameras`` (full calibration incl. resolution, overriding the published one), each indexed
 ``[S][action]`` (cameras: ``[S][cam_idx]``). Pass ``extras=False`` for the public layout only.
+
+Longer than most modules on purpose: one format, one module (reader, writer, plug-in), so
+the layout's rules are read in one place.
 """
 from __future__ import annotations
 
@@ -40,15 +43,15 @@ from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 from lib.data.errors import DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error
 from lib.geometry.camera import Camera, h36m_cameras
 from lib.geometry.h36m_calibration import EXTRINSICS
-from lib.geometry.skeleton import (ACTION_IDX, ACTION_NAME, SKELETONS, canonical_action,
-                                   convert_joints)
+from lib.geometry.skeleton import (ACTION_IDX, ACTION_NAME, LIFTING_JOINT_SETS, SKELETONS,
+                                   canonical_action, convert_joints)
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("pose.data.h36m_npz")
 
 FILE_3D = "data_3d_h36m.npz"
 DETECTION_KEYPOINTS = ("cpn_ft_h36m_dbb", "detectron_ft_h36m")
 EXTRA_KEYS = ("positions_3d_mm", "frame_idx", "smpl_params", "sequence_index", "cameras")
-JOINT_SET_2D = {16: "h36m16", 17: "h36m17"}
+JOINT_SET_2D = LIFTING_JOINT_SETS     # joints of the 2D file -> joint set
 SKELETONS_BY_COUNT = {s.num_joints: name for name, s in SKELETONS.items()}
 
 _GRAPHSH_GT = ("the GraphSH README's GT setup: `cd data && gdown "

@@ -21,14 +21,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# H36M-17 order: Pelvis R_Hip R_Knee R_Ankle L_Hip L_Knee L_Ankle Torso Neck Nose Head
-#                L_Shoulder L_Elbow L_Wrist R_Shoulder R_Elbow R_Wrist. Pixels, per axis.
-JOINT_STD_PX = np.array([3.5, 3.5, 4.5, 6.0, 3.5, 4.5, 6.0, 4.0, 3.5, 3.5, 4.0,
-                         3.5, 5.5, 7.5, 3.5, 5.5, 7.5])
-# Limbs whose left/right joints a detector confuses: (left joints, right joints), H36M-17.
-SWAP_LIMBS = (((4, 5, 6), (1, 2, 3)),          # legs
-              ((12, 13), (15, 16)),           # forearms
-              ((11,), (14,)))                 # shoulders
+from lib.geometry.skeleton import H36M17
+
+# Stationary error std per axis in pixels, larger on the extremities; in H36M17's joint order.
+_STD_PX = {"Pelvis": 3.5, "R_Hip": 3.5, "R_Knee": 4.5, "R_Ankle": 6.0, "L_Hip": 3.5,
+           "L_Knee": 4.5, "L_Ankle": 6.0, "Torso": 4.0, "Neck": 3.5, "Nose": 3.5, "Head": 4.0,
+           "L_Shoulder": 3.5, "L_Elbow": 5.5, "L_Wrist": 7.5, "R_Shoulder": 3.5,
+           "R_Elbow": 5.5, "R_Wrist": 7.5}
+JOINT_STD_PX = np.array([_STD_PX[name] for name in H36M17.joint_names])
+
+
+def _limb(*names):
+    """(left joints, right joints) of a limb named by its left-side joints."""
+    return (tuple(H36M17.index(f"L_{n}") for n in names),
+            tuple(H36M17.index(f"R_{n}") for n in names))
+
+
+# Limbs whose left/right joints a detector confuses.
+SWAP_LIMBS = (_limb("Hip", "Knee", "Ankle"), _limb("Elbow", "Wrist"), _limb("Shoulder"))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ Conventions (SMPL rest pose: y up, the body faces +z, its left is +x):
 * spine/neck forward bend is positive about x, twist about y, lateral bend about z.
 The global orientation composes SMPL's y-up body into Human3.6M's z-up world,
 ``R_z(heading) · R_x(90°) · pelvis-tilt``, so at heading 0 the body faces world −y.
+
+Longer than most modules on purpose: the 15 action generators share their helpers and joint
+limits, and split files would scatter one kinematic model.
 """
 from __future__ import annotations
 

@@ -1,0 +1,163 @@
+"""What main/export.py does: a trained model as ONNX or TorchScript, checked against PyTorch.
+
+The exported graph takes ``input_2d`` (batch, J, 2) normalised screen coordinates (as the
+lifting codec encodes them) and returns the model's heads as separate outputs in a fixed
+order (``pose`` first; HGN adds ``mesh_mid`` and ``mesh_fine``), root-relative metres.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib.config import load_config
+from lib.experiment import get_logger, load_checkpoint
+from lib.registry import ModelContext, build_model
+
+FORMATS = ("onnx", "torchscript")
+CHECK_TOLERANCE = 1e-4       # metres; float32 round-off is ~1e-7
+
+
+class ExportError(ValueError):
+    """The export failed or its outputs disagree with PyTorch's."""
+
+
+class HeadsAsTuple(torch.nn.Module):
+    """Exporters want tensors, not dicts: the heads in a fixed order."""
+
+    def __init__(self, model, heads):
+        super().__init__()
+        self.model = model
+        self.heads = tuple(heads)
+
+    def forward(self, input_2d):
+        out = self.model(input_2d)
+        return tuple(out[h] for h in self.heads)
+
+
+def trained_model_parser(description: str, weights_required: bool = True):
+    """--cfg and --weights, as every command that loads a trained model takes them."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--cfg", required=True, help="the YAML the model was trained with")
+    p.add_argument("--weights", required=weights_required, default=None,
+                   help="checkpoint (.pth.tar) of that model, or 'latest' (newest finished run)")
+    return p
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = trained_model_parser("Export a trained lifting model to ONNX or TorchScript, checked "
+                             "against PyTorch.")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
+    return p
+
+
+def load_trained_model(cfg, weights: str):
+    """(model in eval mode, checkpoint path, description) for the YAML's model."""
+    from lib.engine.run import load_weights, resolve_weight_path
+    cfg.TEST.weight_path = weights
+    path = resolve_weight_path(cfg)
+    ckpt = load_checkpoint(path)
+    model = build_model(cfg, ModelContext(cfg))
+    kind = load_weights(model, ckpt, cfg)
+    return model.eval(), path, kind
+
+
+def check_batch(num_joints: int, n: int = 64, seed: int = 0) -> torch.Tensor:
+    """Inputs in the codec's range: x in [-1, 1], y in about +-0.6 (a 4:3..16:9 frame)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, num_joints, 2, generator=g) * 2 - 1
+    x[..., 1] *= 0.6
+    return x
+
+
+def _export_onnx(wrapped, x, path: Path, heads):
+    """The TorchScript-based exporter (fast); the torch.export one where it lacks an operator."""
+    try:
+        torch.onnx.export(wrapped, (x,), str(path), dynamo=False, input_names=["input_2d"],
+                          output_names=list(heads), opset_version=17,
+                          dynamic_axes={"input_2d": {0: "batch"},
+                                        **{h: {0: "batch"} for h in heads}})
+    except torch.onnx.errors.UnsupportedOperatorError:
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.onnx.export(wrapped, (x,), dynamo=True, input_names=["input_2d"],
+                                    output_names=list(heads), dynamic_shapes=({0: batch},),
+                                    verbose=False)
+        program.save(str(path))
+
+
+def run_onnx(path, x: np.ndarray, threads: int = 0) -> list:
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input_2d": x.astype(np.float32)})
+
+
+def export_model(model, num_joints: int, fmt: str, out: Path) -> dict:
+    """Write ``out`` (via a temporary name) and return {head: max |diff|} against PyTorch."""
+    x = check_batch(num_joints)
+    with torch.no_grad():
+        ref = model(x)
+    heads = ["pose"] + sorted(k for k in ref if k != "pose")
+    wrapped = HeadsAsTuple(model, heads).eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "onnx":
+            _export_onnx(wrapped, x[:2], tmp, heads)
+            got = run_onnx(tmp, x.numpy())
+        else:
+            with torch.no_grad():
+                scripted = torch.jit.trace(wrapped, x[:2])
+            scripted.save(str(tmp))
+            loaded = torch.jit.load(str(tmp))
+            with torch.no_grad():
+                got = [t.numpy() for t in loaded(x)]
+        diffs = {h: float(np.abs(np.asarray(g) - ref[h].numpy()).max())
+                 for h, g in zip(heads, got)}
+        if max(diffs.values()) > CHECK_TOLERANCE:
+            raise ExportError(f"the exported {fmt} model disagrees with PyTorch on a check batch "
+                              f"(max |diff| per head, metres: {diffs}); nothing written to {out}")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return diffs
+
+
+def export_main(argv=None) -> dict:
+    args = export_parser().parse_args(argv)
+    cfg = load_config(args.cfg)
+    log = get_logger()
+    model, path, kind = load_trained_model(cfg, args.weights)
+    diffs = export_model(model, cfg.DATASET.num_joints, args.format, Path(args.out))
+    msg = ", ".join(f"{h} {d:.2e}" for h, d in diffs.items())
+    log.info("exported %s (%s) from %s to %s; max |diff| vs PyTorch on 64 inputs (m): %s",
+             cfg.MODEL.name, kind, path, args.out, msg)
+    print(f"{args.out}: max |diff| vs PyTorch (m): {msg}")
+    return {"out": args.out, "max_abs_diff": diffs}
+
+
+class OnnxLifter(torch.nn.Module):
+    """An exported ONNX model behind the PyTorch interface predict() uses (ONNX Runtime, CPU)."""
+
+    def __init__(self, path, threads: int = 0):
+        super().__init__()
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.heads = [o.name for o in self.session.get_outputs()]
+        self.num_joints = self.session.get_inputs()[0].shape[1]
+
+    def forward(self, input_2d):
+        outs = self.session.run(None, {"input_2d": input_2d.detach().cpu().numpy()
+                                       .astype(np.float32)})
+        return {h: torch.from_numpy(o) for h, o in zip(self.heads, outs)}
