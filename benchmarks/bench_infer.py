@@ -35,23 +35,9 @@ def cmu_joints(mocap: Path, frames: int) -> np.ndarray:
     return np.concatenate([world] * reps)[:frames]
 
 
-def coco_from_h36m(kp17: np.ndarray) -> np.ndarray:
-    """COCO-17 points whose eyes sit on the H36M head and ears/nose on the nose joint."""
-    from lib.infer.layouts import COCO17_NAMES
-    from lib.geometry.skeleton import H36M17
-    j = {n: kp17[:, i] for i, n in enumerate(H36M17.joint_names)}
-    src = {"nose": j["Nose"], "left_eye": j["Head"], "right_eye": j["Head"],
-           "left_ear": j["Nose"], "right_ear": j["Nose"]}
-    for side, s in (("left", "L"), ("right", "R")):
-        for part, h in (("shoulder", "Shoulder"), ("elbow", "Elbow"), ("wrist", "Wrist"),
-                        ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle")):
-            src[f"{side}_{part}"] = j[f"{s}_{h}"]
-    return np.stack([src[n] for n in COCO17_NAMES], 1)
-
-
 def write_inputs(kp17: np.ndarray, tmp: Path) -> dict:
-    from lib.infer.layouts import COCO17_NAMES, OPENPOSE_BODY25_NAMES
-    coco = coco_from_h36m(kp17)
+    from lib.infer.layouts import COCO17_NAMES, OPENPOSE_BODY25_NAMES, coco17_from_h36m17
+    coco = coco17_from_h36m17(kp17)
     ones = np.ones(coco.shape[:2] + (1,))
     paths = {"npy": tmp / "h36m17.npy", "coco": tmp / "results.json", "openpose": tmp / "op"}
     np.save(paths["npy"], kp17)

@@ -14,7 +14,8 @@ from lib.engine.infer_run import infer_main
 from lib.engine.run import train_main
 from lib.geometry.camera import h36m_camera, project_to_pixels
 from lib.geometry.metrics import mpjpe_per_sample
-from lib.infer.layouts import COCO17_NAMES, LAYOUTS, OPENPOSE_BODY25_NAMES, to_h36m17
+from lib.infer.layouts import (COCO17_NAMES, LAYOUTS, OPENPOSE_BODY25_NAMES, coco17_from_h36m17,
+                               to_h36m17)
 from lib.infer.pipeline import fill_gaps, prepare
 from lib.infer.readers import KeypointInputError, read_keypoints
 
@@ -22,19 +23,6 @@ CAM = h36m_camera(1, 2)      # the training subject's own camera (its world fram
 W, H = CAM.width, CAM.height
 H17 = ("Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Torso", "Neck",
        "Nose", "Head", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist")
-
-
-def h36m_to_coco(kp17):
-    """COCO-17 points built from H36M-17 ones: limbs copied, both eyes on the head, ears and
-    the nose on the Nose joint (so the mapping's expected output is known in closed form)."""
-    j = {n: kp17[:, i] for i, n in enumerate(H17)}
-    src = {"nose": j["Nose"], "left_eye": j["Head"], "right_eye": j["Head"],
-           "left_ear": j["Nose"], "right_ear": j["Nose"]}
-    for side, s in (("left", "L"), ("right", "R")):
-        for part, h in (("shoulder", "Shoulder"), ("elbow", "Elbow"), ("wrist", "Wrist"),
-                        ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle")):
-            src[f"{side}_{part}"] = j[f"{s}_{h}"]
-    return np.stack([src[n] for n in COCO17_NAMES], 1)
 
 
 # ----------------------------------------------------------------------------- mapping
@@ -56,6 +44,16 @@ def test_coco_mapping_hand_computed():
     _, conf = to_h36m17(coco[:1], scores, LAYOUTS["coco17"])
     assert conf[0, H17.index("Pelvis")] == 0.2 and conf[0, H17.index("Torso")] == 0.2
     assert conf[0, H17.index("R_Hip")] == 1.0
+
+
+def test_coco_made_from_h36m_maps_back_except_the_derived_joints():
+    kp17 = np.random.default_rng(2).uniform(0, 1000, (4, 17, 2))
+    back, _ = to_h36m17(coco17_from_h36m17(kp17), np.ones((4, 17)), LAYOUTS["coco17"])
+    derived = [H17.index(n) for n in ("Pelvis", "Torso", "Neck")]
+    exact = [i for i in range(17) if i not in derived]
+    np.testing.assert_array_equal(back[:, exact], kp17[:, exact])
+    np.testing.assert_allclose(back[:, H17.index("Pelvis")],
+                               (kp17[:, H17.index("L_Hip")] + kp17[:, H17.index("R_Hip")]) / 2)
 
 
 def test_body25_and_coco_agree_on_the_same_body():
@@ -149,7 +147,7 @@ def test_npy_h36m17_end_to_end_beats_the_mean_pose(trained, tmp_path):
 
 
 def test_coco_results_two_people_gaps_and_a_skipped_frame(trained, tmp_path):
-    coco = h36m_to_coco(trained["kp17"])
+    coco = coco17_from_h36m17(trained["kp17"])
     entries = []
     for t in range(len(coco)):
         kp = np.concatenate([coco[t], np.full((17, 1), 0.9)], 1)
@@ -186,7 +184,7 @@ def test_coco_results_two_people_gaps_and_a_skipped_frame(trained, tmp_path):
 
 
 def test_openpose_folder_matches_the_coco_path(trained, tmp_path):
-    coco = h36m_to_coco(trained["kp17"][:6])
+    coco = coco17_from_h36m17(trained["kp17"][:6])
     by_name = dict(zip(COCO17_NAMES, np.moveaxis(coco, 1, 0)))
     folder = tmp_path / "openpose"
     folder.mkdir()
@@ -209,7 +207,7 @@ def test_openpose_folder_matches_the_coco_path(trained, tmp_path):
 
 
 def test_coco_annotation_layout_carries_the_image_size(trained, tmp_path):
-    coco = h36m_to_coco(trained["kp17"][:3])
+    coco = coco17_from_h36m17(trained["kp17"][:3])
     doc = {"images": [{"id": t, "width": W, "height": H} for t in range(3)],
            "annotations": [{"image_id": t, "keypoints": np.concatenate(
                [coco[t], np.full((17, 1), 2.0)], 1).ravel().tolist()} for t in range(3)]}
@@ -274,7 +272,7 @@ def test_real_cmu_clip_through_the_coco_path(trained, tmp_path, mocap_dir):
     world = corpus.sequences[0].joints_world.astype(np.float64)
     x_cam = cam.world_to_camera(world)
     kp17 = project_to_pixels(x_cam, cam.f, cam.c)
-    coco = h36m_to_coco(kp17)
+    coco = coco17_from_h36m17(kp17)
     entries = [{"image_id": t, "keypoints": np.concatenate([coco[t], np.ones((17, 1))], 1)
                 .ravel().tolist(), "score": 1.0} for t in range(len(coco))]
     (tmp_path / "cmu.json").write_text(json.dumps(entries))

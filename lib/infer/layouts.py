@@ -115,3 +115,19 @@ def to_h36m17(xy: np.ndarray, scores: np.ndarray, layout: Layout):
     out = np.stack([xy[:, list(src)].mean(1) for src in layout.rules], 1)
     conf = np.stack([scores[:, list(src)].min(1) for src in layout.rules], 1)
     return out, conf
+
+
+def coco17_from_h36m17(kp17: np.ndarray) -> np.ndarray:
+    """COCO-17 points made from H36M-17 ones, for tests and benchmarks of the COCO path.
+
+    Limbs are copied, both eyes sit on the H36M head and nose and ears on its Nose joint, so
+    :func:`to_h36m17` gives back every joint except the derived Pelvis, Torso and Neck.
+    """
+    j = {n: kp17[:, i] for i, n in enumerate(H36M17.joint_names)}
+    src = {"nose": j["Nose"], "left_eye": j["Head"], "right_eye": j["Head"],
+           "left_ear": j["Nose"], "right_ear": j["Nose"]}
+    for side, s in (("left", "L"), ("right", "R")):
+        for part, h in (("shoulder", "Shoulder"), ("elbow", "Elbow"), ("wrist", "Wrist"),
+                        ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle")):
+            src[f"{side}_{part}"] = j[f"{s}_{h}"]
+    return np.stack([src[n] for n in COCO17_NAMES], 1)
