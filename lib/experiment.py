@@ -10,7 +10,9 @@ import datetime as _dt
 import json
 import logging
 import os
+import pickle
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -146,7 +148,12 @@ def seed_everything(seed: int):
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Every RNG's state, as tensors and plain Python values only (so checkpoints load with
+    torch.load(weights_only=True))."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -155,7 +162,11 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict):
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    npy = state["numpy"]
+    if isinstance(npy, dict):
+        npy = (npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+               npy["cached"])
+    np.random.set_state(npy)       # a tuple with an ndarray in checkpoints of version <= 0.1
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -197,8 +208,25 @@ def save_checkpoint(path, *, epoch, model, optimizer=None, scheduler=None, train
     return path
 
 
+def _numpy_array_globals() -> list:
+    """What numpy arrays and scalars in a checkpoint (older RNG states, logs of the original
+    code) unpickle through: array and scalar constructors and dtypes, nothing that can call
+    arbitrary code. Also under their numpy 1.x names."""
+    core = getattr(np, "_core", None) or np.core
+    dtypes = [type(np.dtype(t)) for t in ("?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8",
+                                          "f2", "f4", "f8")]
+    out = [np.ndarray, np.dtype, *dtypes, core.multiarray._reconstruct, core.multiarray.scalar]
+    for fn in (core.multiarray._reconstruct, core.multiarray.scalar):
+        out.append((fn, f"numpy.core.multiarray.{fn.__name__}"))
+    return out
+
+
+_NUMPY_ARRAY_GLOBALS = _numpy_array_globals()
+
+
 def load_checkpoint(path) -> dict:
-    """Load on CPU; clear errors for a missing or corrupt file."""
+    """Load on CPU with torch.load(weights_only=True): a checkpoint from a stranger cannot run
+    code. Clear errors for a missing, corrupt or unsafe file."""
     path = Path(path)
     if path.is_dir():
         path = path / "final.pth.tar"
@@ -208,7 +236,21 @@ def load_checkpoint(path) -> dict:
             f"--cfg ...; checkpoints go to experiment/exp_*/checkpoint/) or set "
             f"TEST.weight_path to an existing .pth.tar file.")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)|but got <class '([\w.]+)'>",
+                          str(exc))
+        if found is None:
+            raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch checkpoint "
+                                  f"(UnpicklingError: {exc}).") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' holds Python objects other than tensors, numbers, strings and "
+            f"containers ({found.group(1) or found.group(2)}); unpickling "
+            f"them could run code from the file, so it is refused. If you wrote the file "
+            f"yourself and trust it, load it in Python with torch.load(..., weights_only=False) "
+            f"and save only its state dict: torch.save({{'model_state_dict': "
+            f"ckpt['model_state_dict']}}, 'clean.pth.tar').") from None
     except Exception as exc:  # torch raises many types for truncated/corrupt files
         raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch checkpoint "
                               f"({type(exc).__name__}: {exc}).") from None

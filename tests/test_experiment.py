@@ -87,3 +87,39 @@ def test_one_checkpoint_classification_for_every_loader(tmp_path):
         assert describe_checkpoint(ckpt).startswith(kind)
         assert classify_checkpoint(ckpt).kind == kind == classify_checkpoint(content).kind
         assert list(classify_checkpoint(ckpt).state_dict) == ["w"]
+
+
+class _RunsCode:
+    """Unpickling this calls print (a stand-in for os.system): what a crafted file can do."""
+
+    def __reduce__(self):
+        return (print, ("code from the checkpoint ran",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    import torch
+    from lib.experiment import CheckpointError, load_checkpoint
+    bad = tmp_path / "bad.pth.tar"
+    torch.save({"model_state_dict": {}, "epoch": 1, "payload": _RunsCode()}, bad)
+    with pytest.raises(CheckpointError, match="could run code from the file") as info:
+        load_checkpoint(bad)
+    assert "print" in str(info.value)
+    assert "code from the checkpoint ran" not in capsys.readouterr().out
+
+
+def test_checkpoints_hold_only_safe_types_and_restore_every_rng(tmp_path):
+    import random
+    import numpy as np
+    import torch
+    from lib.experiment import load_checkpoint, save_checkpoint, set_rng_state
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2, 4])
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.randn()                                  # a cached gaussian is part of the state
+    path = save_checkpoint(tmp_path / "c.pth.tar", epoch=3, model=model, optimizer=opt,
+                           scheduler=sched)
+    expect = (random.random(), np.random.randn(), float(torch.rand(1)))
+    torch.load(path, weights_only=True)                # no numpy or other globals inside
+    set_rng_state(load_checkpoint(path)["rng_state"])
+    assert (random.random(), np.random.randn(), float(torch.rand(1))) == expect
