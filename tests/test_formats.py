@@ -280,6 +280,27 @@ def test_public_npz_layout_without_extras(tmp_path):
     assert_cameras_equal(back.cameras[5][2], h36m_cameras(5)[2])
 
 
+class _RunsCode:
+    """Unpickling this calls print (a stand-in for os.system): what a crafted npz can do."""
+
+    def __reduce__(self):
+        return (print, ("code from the npz ran",))
+
+
+def test_an_npz_whose_objects_would_run_code_is_refused(tmp_path, capsys):
+    corpus = make_corpus(num_joints=32)
+    write_h36m_npz(corpus, tmp_path, extras=False)
+    with np.load(tmp_path / FILE_3D, allow_pickle=True) as z:
+        arrays = dict(z)
+    np.savez(tmp_path / FILE_3D, **arrays, extra=np.array(_RunsCode(), dtype=object))
+    with pytest.raises(DataFormatError, match="refusing to unpickle builtins.print"):
+        read_h36m_npz(tmp_path)
+    assert "code from the npz ran" not in capsys.readouterr().out
+    # the same file without the payload reads, dict-of-arrays objects and all
+    np.savez(tmp_path / FILE_3D, **arrays)
+    assert len(read_h36m_npz(tmp_path).sequences) == len(corpus.sequences)
+
+
 def test_subaction_rule_and_writer_names_agree():
     keys = ["Directions 1", "Directions", "Eating 2", "Eating", "Sitting 2", "Sitting 1",
             "TakingPhoto 1", "TakingPhoto", "WalkDog 1", "Greeting 1"]

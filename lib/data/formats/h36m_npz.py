@@ -78,6 +78,32 @@ def how_to_get_2d(keypoints: str) -> str:
 
 
 # ----------------------------------------------------------------------------- npz access
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles what the VideoPose3D files hold (dicts and lists of numpy arrays, strings,
+    numbers) and refuses every other global, so an npz from a stranger cannot run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays, "
+                                     f"dicts, lists, strings and numbers may be in the file")
+
+
+def _read_member(fp):
+    """One .npy member: plain arrays as numpy reads them, object arrays via the safe unpickler."""
+    version = np.lib.format.read_magic(fp)
+    _, _, dtype = (np.lib.format.read_array_header_1_0(fp) if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0(fp))
+    if dtype.hasobject:
+        return _ArrayOnlyUnpickler(fp).load()
+    fp.seek(0)
+    return np.lib.format.read_array(fp, allow_pickle=False)
+
+
 def _load_npz(path: Path, how_to_get: str) -> dict:
     """{key: value} of an npz, 0-d object arrays unwrapped; readable errors for bad files."""
     if not path.is_file():
@@ -86,13 +112,20 @@ def _load_npz(path: Path, how_to_get: str) -> dict:
         raise DataFormatError(path, None, "not a readable .npz file (not a zip archive); "
                                           "re-download or regenerate it")
     try:
-        with np.load(path, allow_pickle=True) as npz:
-            out = {}
-            for key in npz.files:
-                value = npz[key]
-                out[key] = value.item() if value.dtype == object and value.ndim == 0 else value
-            return out
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        out = {}
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with zf.open(member) as fp:
+                    value = _read_member(fp)
+                out[member[:-4]] = (value.item() if isinstance(value, np.ndarray)
+                                    and value.dtype == object and value.ndim == 0 else value)
+        return out
+    except pickle.UnpicklingError as exc:
+        raise DataFormatError(path, None, f"{exc}; this is not a file this project or "
+                                          f"VideoPose3D's preparation writes") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise DataFormatError(path, None, f"not a readable .npz file ({exc}); "
                                           f"re-download or regenerate it") from None
 
