@@ -30,7 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--subjects", type=int, nargs="+", default=list(ALL_SUBJECTS))
     p.add_argument("--invalid-fit-rate", type=float, default=0.005,
                    help="fraction of frames written without an SMPL fit")
-    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace a synthetic set written with other parameters (never a folder "
+                        "holding files this generator did not write)")
     args = p.parse_args(argv)
     try:
         generate_synthetic_h36m(args.out, seed=args.seed, frames_per_sequence=args.frames,

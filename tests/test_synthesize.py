@@ -84,6 +84,39 @@ def test_existing_set_is_kept_refused_or_replaced(tiny, tmp_path):
     assert not replaced["skipped"] and read_manifest(out)["parameters"]["seed"] == 5
 
 
+def test_never_deletes_or_writes_into_what_it_did_not_write(tmp_path):
+    """--force replaces only the generator's own files: a user's folder, or a set with the
+    user's notes added, survives untouched, and the message does not advise --force."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    for force in (False, True):
+        with pytest.raises(SynthesisError, match="did not write") as info:
+            generate_synthetic_h36m(mine, seed=3, force=force, **TINY)
+        assert "--force" not in str(info.value)
+    assert (mine / "notes.txt").read_text() == "my notes"
+    out = tmp_path / "s"
+    generate_synthetic_h36m(out, seed=3, **TINY)
+    (out / "Human36M" / "my_notes.md").write_text("keep me")
+    with pytest.raises(SynthesisError, match=r"1 file\(s\) it did not write \(Human36M/my_notes"):
+        generate_synthetic_h36m(out, seed=5, force=True, **TINY)
+    assert (out / "Human36M" / "my_notes.md").read_text() == "keep me"
+    assert read_manifest(out)["parameters"]["seed"] == 3
+
+
+def test_a_synthetic_yaml_pointed_at_real_data_does_not_generate_into_it(tmp_path):
+    from lib.config import load_config
+    from lib.data.build import ensure_synthetic
+    real = tmp_path / "real"
+    (real / "Human36M" / "annotations").mkdir(parents=True)
+    (real / "Human36M" / "annotations" / "Human36M_subject1_data.json").write_text("{}")
+    cfg = load_config(None, ["DATASET.synthetic", "true", "DATASET.root", str(real)])
+    with pytest.raises(SynthesisError, match="did not write"):
+        ensure_synthetic(cfg)
+    assert sorted(p.name for p in real.rglob("*")) == ["Human36M", "Human36M_subject1_data.json",
+                                                       "annotations"]
+
+
 def test_joints_inside_every_camera_image(corpus):
     for seq in corpus.sequences:
         for cam in corpus.cameras[seq.subject].values():

@@ -222,6 +222,31 @@ accuracy on the real dataset.
 """
 
 
+def _refuse_foreign(out_dir: Path, manifest: Optional[dict]) -> None:
+    """Only ever replace what this generator wrote: a folder without its manifest, or with
+    files the manifest does not list (a user's notes, real data), is never touched."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise SynthesisError(f"{out_dir} is a file, not a folder; choose another --out")
+    files = [p for p in out_dir.rglob("*") if p.is_file()]
+    if not files:
+        return
+    if manifest is None:
+        raise SynthesisError(
+            f"{out_dir} holds files that this generator did not write (no {MANIFEST}), e.g. "
+            f"{files[0].relative_to(out_dir)}; the synthetic set is never written into or over "
+            f"such a folder. Choose another --out (or DATASET.root), or move those files away.")
+    listed = set(manifest.get("files", {})) | {MANIFEST}
+    foreign = sorted(str(p.relative_to(out_dir)) for p in files
+                     if str(p.relative_to(out_dir)) not in listed)
+    if foreign:
+        raise SynthesisError(
+            f"{out_dir} is a synthetic set but also holds {len(foreign)} file(s) it did not "
+            f"write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); it is not "
+            f"replaced while they are there. Move them away, or choose another --out.")
+
+
 def generate_synthetic_h36m(out_dir=DEFAULT_OUT, seed: int = 0,
                             frames_per_sequence: Optional[int] = None, size: str = "default",
                             subjects: Iterable[int] = ALL_SUBJECTS,
@@ -248,6 +273,7 @@ def generate_synthetic_h36m(out_dir=DEFAULT_OUT, seed: int = 0,
                          longer_2d_rate, margin_px)
     out_dir = Path(out_dir)
     existing = read_manifest(out_dir)
+    _refuse_foreign(out_dir, existing)
     if out_dir.exists() and not force:
         if existing and existing.get("parameters") == params and is_complete(out_dir, existing):
             log(f"{out_dir}: already complete with the same parameters; nothing to do "
