@@ -125,6 +125,18 @@ def test_a_new_format_trains_and_reports_per_sequence(tmp_path, tiny_files):
     assert "excluded sequences=none" in log
 
 
+def test_hgn_on_a_format_without_meshes_says_the_mesh_loss_is_off(tmp_path, tiny_files):
+    path = _tiny_cfg(tmp_path, tiny_files)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["smpl_dir"] = str(tiny_files.parent / "synth" / "smpl")
+    cfg["MODEL"] = {"name": "HGN", "hid_dim": 8}
+    cfg["TRAIN"]["max_steps_per_epoch"] = 2
+    path.write_text(yaml.safe_dump(cfg))
+    train_main(["--cfg", str(path)])
+    log = next((tmp_path / "experiment").glob("exp_*/log.txt")).read_text()
+    assert "no training sample has a mesh target" in log and "mesh losses are off" in log
+
+
 def test_protocol_card_names_only_what_was_excluded(tmp_path):
     """Test subject 9 without the corrupted actions: nothing is excluded, and the card says so."""
     from lib.data.synthetic.generate import generate_synthetic_h36m

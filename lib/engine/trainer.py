@@ -89,9 +89,26 @@ class Trainer:
                                   max_batches=cfg.TRAIN.max_steps_per_epoch)
         self.flip_perm = torch.as_tensor(skeleton_for_joints(ds.num_joints).flip_permutation,
                                          device=runtime.device)
+        self._report_mesh_targets(ds)
         if cfg.TRAIN.flip_aug and ds.has_mesh:
             raise ValueError("TRAIN.flip_aug mirrors joints only; it cannot mirror the coarse-"
                              "mesh targets of this model. Set TRAIN.flip_aug false.")
+
+    def _report_mesh_targets(self, ds):
+        """A mesh model on data without (some) meshes says so instead of skipping silently."""
+        from lib.registry import model_entry
+        if not model_entry(self.cfg.MODEL.name).needs_mesh:
+            return
+        t = ds.tensors
+        with_mesh = int(t["has_mesh"].sum()) if "mesh_fine" in t else 0
+        if with_mesh == 0:
+            self.log.warning("no training sample has a mesh target (e.g. imported motion "
+                             "capture, or require_smpl false on frames without SMPL fits): the "
+                             "mesh losses are off and %s trains on the joints only",
+                             self.cfg.MODEL.name)
+        elif with_mesh < len(ds):
+            self.log.info("mesh targets on %d of %d training samples; the mesh losses use "
+                          "those only", with_mesh, len(ds))
 
     @property
     def selection_split(self) -> str:
