@@ -78,7 +78,7 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(2)
-    from lib.engine.export_run import export_main, run_onnx
+    from lib.engine.export_run import export_main, onnx_session
     from lib.engine.infer_run import infer_main
     from lib.geometry.camera import h36m_camera, project_to_pixels
     from lib.geometry.metrics import mpjpe_per_sample
@@ -109,7 +109,7 @@ def main(argv=None):
         onnx_file = tmp / "m.onnx"
         export_main(["--cfg", args.cfg, "--weights", weights, "--format", "onnx", "--out",
                      str(onnx_file)])
-        from lib.engine.export_run import load_trained_model
+        from lib.engine.run import load_trained_model
         from lib.config import load_config
         cfg = load_config(args.cfg)
         model, _, _ = load_trained_model(cfg, weights)
@@ -123,11 +123,7 @@ def main(argv=None):
                 for _ in range(reps):
                     model(x)
                 pt = reps * batch / (time.perf_counter() - t0)
-            run_onnx(onnx_file, x.numpy(), threads=2)
-            import onnxruntime as ort
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 2
-            sess = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+            sess = onnx_session(onnx_file, threads=2)
             feed = {"input_2d": x.numpy()}
             sess.run(None, feed)
             t0 = time.perf_counter()

@@ -2,17 +2,17 @@
 
 Splits: ``train`` = training subjects minus held-out sequences, ``val`` = those held-out
 sequences (model selection, DATASET.val_fraction of the training sequences, picked
-deterministically), ``test`` = test subjects (with the corrupted S9 sequences excluded when
-DATASET.exclude_corrupted).
+deterministically), ``test`` = test subjects (without the sequences the format's DatasetInfo
+lists as excluded, e.g. Human3.6M's corrupted S9 ones, when DATASET.exclude_corrupted).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from lib.data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
-                          cached_arrays)
 from lib.data.formats import get_format
+from lib.data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
+                              cached_arrays)
 
 log = logging.getLogger("pose")
 

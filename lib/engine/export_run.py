@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from lib.config import load_config
-from lib.experiment import get_logger, load_checkpoint
-from lib.registry import ModelContext, build_model
+from lib.engine.run import load_trained_model, trained_model_parser
+from lib.experiment import get_logger
 
 FORMATS = ("onnx", "torchscript")
 CHECK_TOLERANCE = 1e-4       # metres; float32 round-off is ~1e-7
@@ -38,32 +38,12 @@ class HeadsAsTuple(torch.nn.Module):
         return tuple(out[h] for h in self.heads)
 
 
-def trained_model_parser(description: str, weights_required: bool = True):
-    """--cfg and --weights, as every command that loads a trained model takes them."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--cfg", required=True, help="the YAML the model was trained with")
-    p.add_argument("--weights", required=weights_required, default=None,
-                   help="checkpoint (.pth.tar) of that model, or 'latest' (newest finished run)")
-    return p
-
-
 def export_parser() -> argparse.ArgumentParser:
     p = trained_model_parser("Export a trained lifting model to ONNX or TorchScript, checked "
                              "against PyTorch.")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
     return p
-
-
-def load_trained_model(cfg, weights: str):
-    """(model in eval mode, checkpoint path, description) for the YAML's model."""
-    from lib.engine.run import load_weights, resolve_weight_path
-    cfg.TEST.weight_path = weights
-    path = resolve_weight_path(cfg)
-    ckpt = load_checkpoint(path)
-    model = build_model(cfg, ModelContext(cfg))
-    kind = load_weights(model, ckpt, cfg)
-    return model.eval(), path, kind
 
 
 def check_batch(num_joints: int, n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -89,13 +69,17 @@ def _export_onnx(wrapped, x, path: Path, heads):
         program.save(str(path))
 
 
-def run_onnx(path, x: np.ndarray, threads: int = 0) -> list:
+def onnx_session(path, threads: int = 0):
+    """An ONNX Runtime CPU session; ``threads`` > 0 caps its intra-op threads."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"input_2d": x.astype(np.float32)})
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path, x: np.ndarray, threads: int = 0) -> list:
+    return onnx_session(path, threads).run(None, {"input_2d": x.astype(np.float32)})
 
 
 def export_model(model, num_joints: int, fmt: str, out: Path) -> dict:
@@ -149,11 +133,7 @@ class OnnxLifter(torch.nn.Module):
 
     def __init__(self, path, threads: int = 0):
         super().__init__()
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads)
         self.heads = [o.name for o in self.session.get_outputs()]
         self.num_joints = self.session.get_inputs()[0].shape[1]
 

@@ -8,15 +8,14 @@ from tqdm import tqdm
 
 from lib.config import load_config
 from lib.engine.devices import cleanup, setup_runtime, wrap_model
+from lib.engine.run import load_trained_model, trained_model_parser
 from lib.experiment import create_run_dir, setup_logging
-from lib.infer.layouts import LAYOUTS
+from lib.infer.layouts import LAYOUTS, KeypointInputError
 from lib.infer.pipeline import check_image_size, lift, prepare, write_outputs
-from lib.infer.layouts import KeypointInputError
 from lib.infer.readers import INPUT_FORMATS, read_keypoints
 
 
 def infer_parser():
-    from lib.engine.export_run import trained_model_parser
     p = trained_model_parser("Lift 2D keypoints (COCO, OpenPose, numpy) to 3D with a trained "
                              "model.", weights_required=False)
     p.add_argument("--input", required=True, help="keypoint file, or a folder of OpenPose JSON")
@@ -55,7 +54,6 @@ def _load_lifter(cfg, args):
                 f"{args.onnx} takes {lifter.num_joints} joints but {args.cfg} has "
                 f"DATASET.num_joints {cfg.DATASET.num_joints}: pass the YAML it was exported with")
         return lifter, args.onnx, "ONNX Runtime"
-    from lib.engine.export_run import load_trained_model
     return load_trained_model(cfg, args.weights)
 
 

@@ -220,3 +220,22 @@ def load_weights(model, ckpt, cfg) -> str:
         return adapter(model, ckpt, source)
     load_model_weights(model, ckpt["model_state_dict"], source)
     return describe_checkpoint(ckpt)
+
+
+def trained_model_parser(description: str, weights_required: bool = True):
+    """--cfg and --weights, as every command that loads a trained model takes them."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--cfg", required=True, help="the YAML the model was trained with")
+    p.add_argument("--weights", required=weights_required, default=None,
+                   help="checkpoint (.pth.tar) of that model, or 'latest' (newest finished run)")
+    return p
+
+
+def load_trained_model(cfg, weights: str):
+    """(model in eval mode, checkpoint path, description) for the YAML's model."""
+    cfg.TEST.weight_path = weights
+    path = resolve_weight_path(cfg)
+    ckpt = load_checkpoint(path)
+    model = build_model(cfg, ModelContext(cfg))
+    kind = load_weights(model, ckpt, cfg)
+    return model.eval(), path, kind

@@ -20,7 +20,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from lib.geometry.skeleton import H36M16, H36M17
+from lib.geometry.skeleton import H36M16, H36M17, KEEP_17_TO_16
 
 COCO17_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
                 "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -83,12 +83,11 @@ def _detector_layout(name, joint_names) -> Layout:
 
 
 def _h36m16_layout() -> Layout:
-    idx16 = {n: i for i, n in enumerate(H36M16.joint_names)}
-    to16 = dict(zip(H36M17.joint_names, ("Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee",
-                                         "LFoot", "Spine", "Thorax", None, "Head", "LShoulder",
-                                         "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist")))
-    rules = tuple((idx16["Thorax"], idx16["Head"]) if n is None else (idx16[n],)
-                  for n in (to16[t] for t in H36M17.joint_names))
+    """H36M-16 is H36M-17 without the Nose (KEEP_17_TO_16); the Nose is rebuilt between the
+    Thorax and the Head."""
+    nose = (H36M16.index("Thorax"), H36M16.index("Head"))
+    rules = tuple((KEEP_17_TO_16.index(i),) if i in KEEP_17_TO_16 else nose
+                  for i in range(H36M17.num_joints))
     return Layout("h36m16", H36M16.joint_names, rules)
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.geometry.skeleton import H36M17, convert_joints, skeleton_for_joints
+from lib.geometry.skeleton import skeleton_for_joints
+from lib.infer.pipeline import to_model_joints
 
 
 def write_pictures(vis_dir: Path, track, prepared, poses: np.ndarray, image_size,
@@ -19,9 +20,7 @@ def write_pictures(vis_dir: Path, track, prepared, poses: np.ndarray, image_size
     skeleton = skeleton_for_joints(poses.shape[1])
     written = []
     for r in np.unique(rows):
-        xy = prepared.xy[r]
-        if skeleton is not H36M17:
-            xy = convert_joints(xy[None], "h36m17", skeleton.name)[0]
+        xy = to_model_joints(prepared.xy[r][None], poses.shape[1])[0]
         name = f"frame{int(track.frame_ids[r]):06d}_person{int(track.person_ids[r])}.png"
         plot_input_and_pose(xy, image_size, poses[r], skeleton, vis_dir / name,
                             title=f"frame {int(track.frame_ids[r])}, person "

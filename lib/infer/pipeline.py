@@ -16,7 +16,8 @@ import numpy as np
 
 from lib.data import codec
 from lib.data.lifting import LiftingDataset
-from lib.geometry.skeleton import H36M17, convert_joints, skeleton_for_joints
+from lib.geometry.skeleton import (H36M17, LIFTING_JOINT_SETS, convert_joints,
+                                   skeleton_for_joints)
 from lib.infer.layouts import LAYOUTS, to_h36m17
 from lib.infer.readers import KeypointInputError, KeypointTrack
 
@@ -70,14 +71,17 @@ def prepare(track: KeypointTrack, min_score: float = 0.3, min_joints: int = 12
     return PreparedInput(filled, conf, valid, filled_per_joint, int((~valid).sum()))
 
 
+def to_model_joints(arr: np.ndarray, num_joints: int) -> np.ndarray:
+    """(..., 17, C) H36M-17 values -> the joint set of a model with ``num_joints`` joints."""
+    return convert_joints(arr, H36M17.name, LIFTING_JOINT_SETS[num_joints])
+
+
 def lift(model, prepared: PreparedInput, image_size, num_joints: int, device,
          batch_size: int = 1024, progress=None) -> np.ndarray:
     """(N, J, 3) float32 mm root-relative camera-axes poses; NaN rows where not valid."""
     from lib.engine.evaluate import predict
     w, h = image_size
-    x = codec.encode_input(prepared.xy, w, h)
-    if num_joints == 16:
-        x = convert_joints(x, "h36m17", "h36m16")
+    x = to_model_joints(codec.encode_input(prepared.xy, w, h), num_joints)
     poses = np.full((len(x), num_joints, 3), np.nan, np.float32)
     keep = np.nonzero(prepared.valid)[0]
     if len(keep):
@@ -103,9 +107,7 @@ def write_outputs(out_dir: Path, track: KeypointTrack, prepared: PreparedInput,
                   poses: np.ndarray, num_joints: int) -> list:
     """poses_3d.npz and poses_3d.json, each written to a temporary name and renamed."""
     names = np.array(skeleton_for_joints(num_joints).joint_names)
-    scores = prepared.scores
-    if num_joints == 16:
-        scores = convert_joints(scores[..., None], "h36m17", "h36m16")[..., 0]
+    scores = to_model_joints(prepared.scores[..., None], num_joints)[..., 0]
     content = {"poses_3d": poses, "joint_names": names, "frame_ids": track.frame_ids,
                "person_ids": track.person_ids, "scores_2d": scores.astype(np.float32),
                "valid": prepared.valid}
