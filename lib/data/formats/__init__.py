@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple
 
 
@@ -35,7 +35,6 @@ class DatasetInfo:
     excluded_reason: str = ""
     cameras: str = "per subject"                     # how calibration is keyed
     distort_by_default: bool = False                 # GT 2D projected with lens distortion
-    notes: Dict[str, str] = field(default_factory=dict)
 
 
 class DatasetFormat:
@@ -79,11 +78,6 @@ def _load_builtin_formats():
     _LOADED = True
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
-
-
-def format_names() -> list:
-    _load_builtin_formats()
-    return sorted(FORMATS)
 
 
 def get_format(name: str) -> DatasetFormat:
