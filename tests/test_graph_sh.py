@@ -1,10 +1,11 @@
 """GraphSH: graphs and pooling maps, parameter counts, batch-1, gradients, errors."""
+import numpy as np
 import pytest
 import torch
 
-from lib.geometry.skeleton import H36M16
+from lib.geometry.skeleton import H36M16, H36M17
 from lib.graphs.hourglass_graphs import (GROUPS_8_TO_4, GROUPS_16_TO_8, build_hourglass_graphs,
-                                         check_unpool_map, unpool_map)
+                                         check_unpool_map, fine_groups, unpool_map)
 from lib.models.gconv import GCONV_VARIANTS
 from lib.models.graph_sh import BitDropout, GraphConvBlock, GraphSH, SkeletalPool, SkeletalUnpool
 from lib.models.utils import count_parameters, describe_model
@@ -71,7 +72,7 @@ def test_pool_is_groupwise_max_and_unpool_copies_back():
     graphs = build_hourglass_graphs()
     torch.manual_seed(0)
     x = torch.randn(16, 3, 5)                                  # (N, B, C) node-major
-    pooled = SkeletalPool(graphs.pool_orders[0])(x)
+    pooled = SkeletalPool(graphs.pool_groups[0])(x)
     for k, group in enumerate(GROUPS_16_TO_8):
         expected = torch.maximum(x[group[0]], x[group[1]])
         torch.testing.assert_close(pooled[k], expected)
@@ -80,12 +81,57 @@ def test_pool_is_groupwise_max_and_unpool_copies_back():
         for fine in group:
             torch.testing.assert_close(restored[fine], pooled[k])
     # two levels down and back: every joint sees the max of its 4-joint super-group
-    low = SkeletalPool(graphs.pool_orders[1])(pooled)
+    low = SkeletalPool(graphs.pool_groups[1])(pooled)
     back = SkeletalUnpool(graphs.unpool_maps[0])(SkeletalUnpool(graphs.unpool_maps[1])(low))
     for fine in range(16):
         mid = graphs.unpool_maps[0][fine]
         members = [j for m in GROUPS_8_TO_4[graphs.unpool_maps[1][mid]] for j in GROUPS_16_TO_8[m]]
         torch.testing.assert_close(back[fine], x[members].amax(0))
+
+
+# --- the 17-joint input graph (Neck/Nose kept) -----------------------------------------------
+
+def test_17_joint_groups_add_neck_nose_to_the_thorax_head_group():
+    groups = fine_groups(17)
+    names = [tuple(H36M17.joint_names[j] for j in g) for g in groups]
+    # by hand: the 16-joint pairs renumbered to H36M-17 (index >= 9 shifts by one) ...
+    assert groups == ((2, 3), (5, 6), (1, 4), (0, 7), (8, 9, 10), (15, 16), (12, 13), (11, 14))
+    assert names[4] == ("Neck", "Nose", "Head")
+    assert sorted(j for g in groups for j in g) == list(range(17))
+    graphs = build_hourglass_graphs(num_joints=17)
+    assert graphs.num_nodes == (17, 8, 4)
+    assert graphs.unpool_maps[0] == [3, 2, 0, 0, 2, 1, 1, 3, 4, 4, 4, 7, 6, 6, 7, 5, 5]
+    assert graphs.unpool_maps[1] == UNPOOL_8                      # coarse levels unchanged
+    # the pairs are padded with their first member so one gather serves a 3-member group
+    assert graphs.pool_groups[0][0] == (2, 3, 2) and graphs.pool_groups[0][4] == (8, 9, 10)
+
+
+def test_17_joint_pool_is_the_max_over_each_group():
+    graphs = build_hourglass_graphs(num_joints=17)
+    x = torch.randn(17, 2, 3)
+    pooled = SkeletalPool(graphs.pool_groups[0])(x)
+    for k, group in enumerate(fine_groups(17)):
+        torch.testing.assert_close(pooled[k], x[list(group)].amax(0))
+
+
+@pytest.mark.parametrize("gcn,per_node", [("vanilla", False), ("dc_vanilla", False),
+                                          ("convst", False), ("preagg", True),
+                                          ("dc_preagg", True), ("nosharing", True)])
+def test_17_joint_parameter_counts(gcn, per_node):
+    # weights shared over nodes: the 16-joint count; per-node weights grow with the extra node
+    n17 = count_parameters(GraphSH(gcn=gcn, num_joints=17))
+    assert (n17 > PUBLISHED_COUNTS[gcn]) if per_node else (n17 == PUBLISHED_COUNTS[gcn])
+
+
+def test_17_joint_model_forward_and_gradients():
+    torch.manual_seed(0)
+    model = GraphSH(num_joints=17, hid_dim=16, p_dropout=0.0, se_reduction=2)
+    out = model(torch.randn(3, 17, 2))["pose"]
+    assert out.shape == (3, 17, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match=r"\(B, 17, 2\)"):
+        model(torch.zeros(2, 16, 2))
 
 
 # --- the network -----------------------------------------------------------------------------
@@ -155,12 +201,12 @@ def test_graphs_are_not_in_the_state_dict():
 
 def test_bad_configurations_are_clear_errors():
     with pytest.raises(ValueError, match="Neck/Nose"):
-        GraphSH(num_joints=17)
+        GraphSH(num_joints=15)
     with pytest.raises(ValueError) as err:
         GraphSH(gcn="dcpreagg")
     assert all(name in str(err.value) for name in GCONV_VARIANTS)
     with pytest.raises(ValueError, match="16x16"):
-        GraphSH(adj16=torch.eye(17))
+        GraphSH(adj=torch.eye(17))
     with pytest.raises(ValueError, match=r"\(B, 16, 2\)"):
         GraphSH(hid_dim=8)(torch.zeros(2, 17, 2))
 
@@ -182,3 +228,45 @@ def test_bit_dropout_rate_scale_and_eval():
     assert torch.equal(drop.eval()(x), x)
     with pytest.raises(ValueError):
         BitDropout(1.0)
+
+
+# --- 17-joint CPN input end to end -----------------------------------------------------------
+
+def test_cpn_with_17_joints_trains_and_tests_end_to_end(tmp_path):
+    """DATASET.num_joints 17 with GraphSH: the CPN file's Neck/Nose is kept as an input node and
+    a target; 16 drops it. Both read the same files."""
+    import yaml
+    from lib.data.synthetic.generate import generate_synthetic_h36m
+    from lib.engine.run import train_main
+    from lib.experiment import load_checkpoint
+    data = tmp_path / "Synthetic"
+    generate_synthetic_h36m(out_dir=data, seed=4, frames_per_sequence=12, subjects=(1, 9),
+                            actions=("Walking", "Sitting"), log=lambda *a: None)
+    results = {}
+    for joints in (16, 17):
+        cfg = {"output_dir": str(tmp_path / f"exp{joints}"), "cache_dir": str(tmp_path / "cache"),
+               "DATASET": {"format": "npz", "root": str(data), "keypoints": "cpn_ft_h36m_dbb",
+                           "num_joints": joints, "train_subjects": [1], "test_subjects": [9],
+                           "require_smpl": False, "exclude_corrupted": False},
+               "MODEL": {"name": "GraphSH", "hid_dim": 8, "num_stacks": 2},
+               "TRAIN": {"epochs": 1, "batch_size": 64, "lr": 0.001, "num_threads": 1,
+                         "print_freq": 0},
+               "TEST": {"batch_size": 256}}
+        path = tmp_path / f"cpn{joints}.yml"
+        path.write_text(yaml.safe_dump(cfg))
+        results[joints] = train_main(["--cfg", str(path)])
+        final = next((tmp_path / f"exp{joints}").glob("exp_*/checkpoint/final.pth.tar"))
+        state = load_checkpoint(final)["model_state_dict"]
+        # the per-node weights of the input convolution have one row per input joint
+        per_node = [v for k, v in state.items() if k.startswith("input_block.gconv") and v.dim() >= 2
+                    and joints in v.shape]
+        assert per_node, f"no input-layer tensor with {joints} nodes"
+        from lib.engine.run import load_trained_model
+        from lib.config import load_config
+        model, _, _ = load_trained_model(load_config(str(path)), str(final))
+        assert model(torch.zeros(2, joints, 2))["pose"].shape == (2, joints, 3)
+    for joints in (16, 17):
+        assert np.isfinite(results[joints]["test_mpjpe"])
+    # the same frames are evaluated either way; the 17-joint mean-pose error averages one
+    # joint more, so it differs
+    assert results[16]["mean_pose_test_mpjpe"] != results[17]["mean_pose_test_mpjpe"]

@@ -22,7 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lib.graphs.hourglass_graphs import NUM_JOINTS, HourglassGraphs, build_hourglass_graphs
+from lib.graphs.hourglass_graphs import (NUM_JOINTS, SUPPORTED_JOINTS, HourglassGraphs,
+                                         build_hourglass_graphs)
 from lib.models.gconv import build_gconv, check_gconv_name
 from lib.models.utils import describe_model
 
@@ -79,18 +80,22 @@ class GraphConvBlock(nn.Module):
 
 
 class SkeletalPool(nn.Module):
-    """Channel-wise max over each group of fine nodes: (N_fine, B, C) -> (N_coarse, B, C)."""
+    """Channel-wise max over each group of fine nodes: (N_fine, B, C) -> (N_coarse, B, C).
 
-    def __init__(self, order, group_size: int = 2):
+    ``groups``: one equal-length row of fine-node indices per coarse node
+    (``hourglass_graphs.pool_groups``)."""
+
+    def __init__(self, groups):
         super().__init__()
-        if len(order) % group_size:
-            raise ValueError(f"pooling order of {len(order)} nodes is not a multiple of {group_size}")
-        self.group_size = group_size
-        self.register_buffer("order", torch.as_tensor(order, dtype=torch.long), persistent=False)
+        rows = torch.as_tensor(groups, dtype=torch.long)
+        if rows.dim() != 2:
+            raise ValueError("pooling groups must be equal-length rows (use pool_groups())")
+        self.num_coarse, self.group_size = rows.shape
+        self.register_buffer("order", rows.reshape(-1), persistent=False)
 
     def forward(self, x):
-        n, b, c = x.shape
-        grouped = x.index_select(0, self.order).view(n // self.group_size, self.group_size, b, c)
+        _, b, c = x.shape
+        grouped = x.index_select(0, self.order).view(self.num_coarse, self.group_size, b, c)
         return grouped.amax(dim=1)
 
 
@@ -118,9 +123,9 @@ class GraphHourglass(nn.Module):
         self.bottom = GraphConvBlock(gcn, low_dim, low_dim, adj_low, p_dropout)
         self.up_mid = GraphConvBlock(gcn, low_dim, mid_dim, adj_mid, p_dropout)
         self.up_fine = GraphConvBlock(gcn, mid_dim, dim, adj_fine, p_dropout)
-        self.pool_fine = SkeletalPool(graphs.pool_orders[0])
-        self.pool_mid = SkeletalPool(graphs.pool_orders[1])
-        self.unpool_mid = SkeletalUnpool(graphs.unpool_maps[0])   # 8 -> 16
+        self.pool_fine = SkeletalPool(graphs.pool_groups[0])
+        self.pool_mid = SkeletalPool(graphs.pool_groups[1])
+        self.unpool_mid = SkeletalUnpool(graphs.unpool_maps[0])   # 8 -> 16 (or 17)
         self.unpool_low = SkeletalUnpool(graphs.unpool_maps[1])   # 4 -> 8
 
     def forward(self, x):
@@ -147,21 +152,21 @@ class SqueezeExcitation(nn.Module):
 
 
 class GraphSH(nn.Module):
-    """2D joints (B, 16, in_features) -> {'pose': (B, 16, out_features)} root-relative 3D."""
+    """2D joints (B, J, in_features) -> {'pose': (B, J, out_features)} root-relative 3D;
+    J = 16 (the public GraphSH skeleton) or 17 (Neck/Nose kept, for detections that have it)."""
 
-    def __init__(self, adj16: torch.Tensor | None = None, hid_dim: int = 64, num_stacks: int = 4,
+    def __init__(self, adj: torch.Tensor | None = None, hid_dim: int = 64, num_stacks: int = 4,
                  gcn: str = "dc_preagg", p_dropout: float = 0.25, num_joints: int = NUM_JOINTS,
                  in_features: int = 2, out_features: int = 3, se_reduction: int = 8):
         super().__init__()
         check_gconv_name(gcn)
-        if num_joints != NUM_JOINTS:
-            raise ValueError(f"GraphSH's pooling groups exist only for the {NUM_JOINTS}-joint H36M "
-                             f"skeleton, got num_joints={num_joints}; drop Neck/Nose (H36M-17 index 9) "
-                             f"in the data layer for 17-joint input such as CPN")
+        if num_joints not in SUPPORTED_JOINTS:
+            raise ValueError(f"GraphSH runs on {SUPPORTED_JOINTS} joints (H36M-16, or H36M-17 "
+                             f"with Neck/Nose), got num_joints={num_joints}")
         if num_stacks < 1 or hid_dim < num_stacks:
             raise ValueError(f"need num_stacks >= 1 and hid_dim >= num_stacks, got "
                              f"hid_dim={hid_dim}, num_stacks={num_stacks}")
-        graphs = build_hourglass_graphs(adj16)
+        graphs = build_hourglass_graphs(adj, num_joints)
         self.gcn, self.hid_dim, self.num_stacks = gcn, hid_dim, num_stacks
         self.num_joints, self.in_features, self.p_dropout = num_joints, in_features, p_dropout
         mid_dim, low_dim = int(hid_dim * 1.5), hid_dim * 2
@@ -209,7 +214,8 @@ class GraphSHOptions:
     p_dropout: float = option(0.0, "BitDropout rate after every graph convolution block")
 
 
-@register_model("GraphSH", options=GraphSHOptions, num_joints=(NUM_JOINTS,))
+@register_model("GraphSH", options=GraphSHOptions, num_joints=SUPPORTED_JOINTS)
 def build_graph_sh(opts: GraphSHOptions, cfg, ctx) -> GraphSH:
+    """DATASET.num_joints picks the input graph: 16 (public GraphSH) or 17 (Neck/Nose kept)."""
     return GraphSH(None, hid_dim=opts.hid_dim, num_stacks=opts.num_stacks, gcn=opts.gcn,
-                   p_dropout=opts.p_dropout, num_joints=NUM_JOINTS)
+                   p_dropout=opts.p_dropout, num_joints=cfg.DATASET.num_joints)
