@@ -17,8 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from lib.errors import PoseError
+from lib.fileio import atomic_write_text
 
-class ConfigError(ValueError):
+
+class ConfigError(PoseError, ValueError):
     """A configuration problem the user can fix by editing the YAML or the command line."""
 
 
@@ -74,11 +77,15 @@ DEFAULTS = {
         "max_steps_per_epoch": 0,    # 0: full epochs; >0 caps each epoch (quick runs)
         "print_freq": 100,
         "select_on": "val",          # 'val' (held-out training sequences) | 'test' (original)
+        "select_metric": "headline",  # what selection compares: 'headline' (the protocol's
+                                     # headline: action mean on Human3.6M) | 'frame_mean' (the
+                                     # originals: test MPJPE pooled over all frames)
         "save_every": 1,             # write checkpoint<epoch>.pth.tar every k epochs
         "flip_aug": False,           # horizontal flip augmentation
         "amp": False,                # CUDA mixed precision (bf16/fp16 autocast)
         "compile": False,            # torch.compile the model (CUDA)
-        "num_threads": 0,            # torch CPU threads; 0: leave torch's default
+        "num_threads": 0,            # torch CPU threads; 0: torch's default. The run writes the
+                                     # count it used here (config.yml): results depend on it
     },
     "TEST": {
         "batch_size": 256,
@@ -330,12 +337,15 @@ def load_config(path=None, opts=None) -> Config:
     return cfg
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
 _CHOICES = {
     "DATASET.num_joints": (16, 17),
     "TRAIN.optimizer": ("adam", "sgd", "rmsprop"),
     "TRAIN.scheduler": ("step", "plateau", "none"),
     "TRAIN.step_unit": ("epoch", "iteration"),
     "TRAIN.select_on": ("val", "test"),
+    "TRAIN.select_metric": ("headline", "frame_mean"),
 }
 
 # DATASET keys a format reads but cannot honour, with the reason (None is always allowed).
@@ -360,6 +370,11 @@ def _validate_dataset(cfg: Config):
         raise ConfigError("DATASET.train_stride and DATASET.test_stride must be >= 1")
     if not 0 <= d.val_fraction < 1:
         raise ConfigError("DATASET.val_fraction must be in [0, 1)")
+    if cfg.TRAIN.select_on == "val" and d.val_fraction == 0:
+        raise ConfigError("TRAIN.select_on is 'val' but DATASET.val_fraction is 0, so there is no "
+                          "validation split to select on. Set TRAIN.select_on: test (the "
+                          "originals' protocol, see the *_official.yml configs) or "
+                          "DATASET.val_fraction > 0 (e.g. 0.1).")
 
 
 def _validate_model(cfg: Config):
@@ -394,10 +409,13 @@ def validate(cfg: Config):
         raise ConfigError("TRAIN.max_steps_per_epoch must be >= 0 (0: full epochs)")
     if not cfg.TRAIN.lr > 0:
         raise ConfigError(f"TRAIN.lr must be > 0, got {cfg.TRAIN.lr}")
+    if not cfg.TRAIN.lr <= _FLOAT32_MAX:      # the optimisers compute in float32
+        raise ConfigError(f"TRAIN.lr must be a finite float32 value (<= {_FLOAT32_MAX:.3g}), "
+                          f"got {cfg.TRAIN.lr}")
     _validate_dataset(cfg)
     _validate_model(cfg)
 
 
 def save_config(cfg: Config, path):
     """The fully resolved config (bases applied, every option of the model written out)."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,15 +1,16 @@
 """The run folder (experiment/exp_<local time>/), its log, metrics and checkpoints.
 
-The folder is created when a run starts, never at import, and never replaces another run's
-folder: a name clash within the same second gets a numeric suffix. Checkpoints are written
-atomically (temp file + rename) and load on CPU whatever device wrote them.
+The folder (``exp_<time>_<train|test>_<model>``) is created when a run starts, never at
+import, and never replaces another run's folder: a name clash within the same second gets a
+numeric suffix. Its metrics.json says how the run ended (``status``: running, finished, failed,
+interrupted). Checkpoints are written atomically (lib.fileio.atomic_write), never with
+non-finite weights, and load on CPU whatever device wrote them.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import logging
-import os
 import pickle
 import random
 import re
@@ -21,12 +22,14 @@ import torch
 
 from lib import __version__
 from lib.config import save_config
+from lib.errors import PoseError
+from lib.fileio import atomic_write, atomic_write_text, file_system_error, make_dirs
 from lib.models.utils import strip_module_prefix  # noqa: F401  (re-exported)
 
 LOG_NAME = "pose"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PoseError, RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, or from another architecture."""
 
 
@@ -61,18 +64,29 @@ def describe_checkpoint(ckpt: dict) -> str:
     return f"{kind}{version}{epoch}"
 
 
-def create_run_dir(output_dir="experiment", now=None) -> Path:
-    """experiment/exp_YYYY-MM-DD_HH-MM-SS (local time) with checkpoint/, graph/, vis/."""
+RUN_PREFIX = "exp_"
+
+
+def run_dir_name(now, tag: str = "") -> str:
+    """exp_YYYY-MM-DD_HH-MM-SS[_<tag>] (local time), e.g. exp_2026-11-22_14-03-55_train_HGN."""
+    return f"{RUN_PREFIX}{now:%Y-%m-%d_%H-%M-%S}" + (f"_{tag}" if tag else "")
+
+
+def create_run_dir(output_dir="experiment", now=None, tag: str = "") -> Path:
+    """output_dir/:func:`run_dir_name` with checkpoint/, graph/, vis/; a clash gets _2, _3."""
     now = now or _dt.datetime.now()
-    base = Path(output_dir) / f"exp_{now:%Y-%m-%d_%H-%M-%S}"
+    make_dirs(output_dir)
+    base = Path(output_dir) / run_dir_name(now, tag)
     run, n = base, 1
     while True:
         try:
-            run.mkdir(parents=True, exist_ok=False)
+            run.mkdir(exist_ok=False)
             break
         except FileExistsError:
             n += 1
             run = base.with_name(f"{base.name}_{n}")
+        except OSError as exc:
+            raise file_system_error(run, exc, "create the run folder") from None
     for sub in ("checkpoint", "graph", "vis"):
         (run / sub).mkdir()
     return run
@@ -119,11 +133,26 @@ class Experiment:
         save_config(cfg, self.dir / "config.yml")
 
     @classmethod
-    def start(cls, cfg):
-        return cls(cfg, create_run_dir(cfg.output_dir))
+    def start(cls, cfg, kind: str = ""):
+        """A new run folder; ``kind`` ('train', 'test') and the model name go into its name."""
+        tag = "_".join(t for t in (kind, str(cfg.MODEL.name)) if t) if kind else ""
+        exp = cls(cfg, create_run_dir(cfg.output_dir, tag=re.sub(r"[^\w.-]", "-", tag)))
+        exp.write_metrics({"status": STATUS_RUNNING})
+        return exp
 
     def write_metrics(self, metrics: dict, name="metrics.json"):
-        _atomic_write_text(self.dir / name, json.dumps(metrics, indent=2, default=_json_default))
+        atomic_write_text(self.dir / name, json.dumps(metrics, indent=2, default=_json_default))
+
+    def mark(self, status: str, error: BaseException | None = None, metrics: dict | None = None):
+        """metrics.json with ``status`` (STATUS_*) and, for a failure, the error."""
+        out = dict(metrics or {}, status=status)
+        if error is not None:
+            out["error"] = f"{type(error).__name__}: {error}"
+        self.write_metrics(out)
+
+
+STATUS_RUNNING, STATUS_FINISHED = "running", "finished"
+STATUS_FAILED, STATUS_INTERRUPTED = "failed", "interrupted"
 
 
 def _json_default(o):
@@ -132,12 +161,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o))
-
-
-def _atomic_write_text(path: Path, text: str):
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- RNG state
@@ -201,11 +224,24 @@ def save_checkpoint(path, *, epoch, model, optimizer=None, scheduler=None, train
     }
     if extra:
         state.update(extra)
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    bad = non_finite_parameters(state["model_state_dict"])
+    if bad:
+        raise CheckpointError(f"refusing to write checkpoint '{path}': the weights hold NaN or "
+                              f"inf ({', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}); "
+                              f"a checkpoint with non-finite weights is never written.")
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:          # a file object: a full disk raises OSError
+            torch.save(state, fh)
+    atomic_write(path, write)
+    return Path(path)
+
+
+def non_finite_parameters(state_dict: dict) -> list:
+    """Names of floating-point tensors of ``state_dict`` that hold NaN or inf."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
 
 
 def _numpy_array_globals() -> list:
@@ -222,6 +258,11 @@ def _numpy_array_globals() -> list:
 
 
 _NUMPY_ARRAY_GLOBALS = _numpy_array_globals()
+
+RECREATE_CHECKPOINT = ("Re-create it by training again (python main/train.py --cfg ...; an "
+                       "interrupted run resumes from its checkpoint<epoch>.pth.tar), use another "
+                       "checkpoint of the same run folder, or download the official HGN "
+                       "final.pth.tar again.")
 
 
 def load_checkpoint(path) -> dict:
@@ -242,8 +283,9 @@ def load_checkpoint(path) -> dict:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)|but got <class '([\w.]+)'>",
                           str(exc))
         if found is None:
+            detail = str(exc).split(". ")[0][:120]     # torch appends a page of advice
             raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch checkpoint "
-                                  f"(UnpicklingError: {exc}).") from None
+                                  f"(UnpicklingError: {detail}). {RECREATE_CHECKPOINT}") from None
         raise CheckpointError(
             f"checkpoint '{path}' holds Python objects other than tensors, numbers, strings and "
             f"containers ({found.group(1) or found.group(2)}); unpickling "
@@ -252,8 +294,9 @@ def load_checkpoint(path) -> dict:
             f"and save only its state dict: torch.save({{'model_state_dict': "
             f"ckpt['model_state_dict']}}, 'clean.pth.tar').") from None
     except Exception as exc:  # torch raises many types for truncated/corrupt files
-        raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch checkpoint "
-                              f"({type(exc).__name__}: {exc}).") from None
+        raise CheckpointError(f"checkpoint '{path}' is corrupt, truncated or not a PyTorch "
+                              f"checkpoint ({type(exc).__name__}: {exc}). "
+                              f"{RECREATE_CHECKPOINT}") from None
     try:
         kind = checkpoint_kind(ckpt)
     except ValueError as exc:

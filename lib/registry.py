@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
+from lib.config import ConfigError
 from lib.geometry.skeleton import H36M16, H36M17
 
 log = logging.getLogger("pose")
@@ -80,7 +81,7 @@ def register_model(name, options, needs_mesh=False, num_joints=(16, 17), load_we
 def model_entry(name) -> ModelEntry:
     _load_builtin_models()
     if name not in MODELS:
-        raise ValueError(f"unknown model '{name}' in MODEL.name; registered: "
+        raise ConfigError(f"unknown model '{name}' in MODEL.name; registered: "
                          f"{', '.join(sorted(MODELS))}")
     return MODELS[name]
 
@@ -141,7 +142,7 @@ def model_options(entry: ModelEntry, cfg):
 def build_model(cfg, ctx: ModelContext | None = None):
     entry = model_entry(cfg.MODEL.name)
     if cfg.DATASET.num_joints not in entry.num_joints:
-        raise ValueError(f"model {cfg.MODEL.name} takes {entry.num_joints} joints, but "
+        raise ConfigError(f"model {cfg.MODEL.name} takes {entry.num_joints} joints, but "
                          f"DATASET.num_joints is {cfg.DATASET.num_joints}")
     return entry.builder(model_options(entry, cfg), cfg, ctx or ModelContext(cfg))
 

@@ -52,7 +52,8 @@ def to_engine_args(args) -> tuple:
         cfg = ROOT / "asset" / "yaml" / f"GraphSH_synthetic_{kp}.yml"
     if not cfg.is_file():
         from lib.models.gconv import GCONV_VARIANTS
-        raise ValueError(f"unknown --gcn '{args.gcn}'; valid: {', '.join(sorted(GCONV_VARIANTS))}")
+        from lib.config import ConfigError
+        raise ConfigError(f"unknown --gcn '{args.gcn}'; valid: {', '.join(sorted(GCONV_VARIANTS))}")
     opts = ["MODEL.gcn", args.gcn, "DATASET.keypoints", args.keypoints]
     simple = {"TRAIN.epochs": args.epochs, "TRAIN.batch_size": args.batch_size,
               "TRAIN.lr": args.lr, "TRAIN.lr_factor": args.lr_gamma,

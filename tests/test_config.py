@@ -198,3 +198,14 @@ def test_shipped_yaml_validates_and_rejects_an_unknown_key(tmp_path, path):
         child.write_text(yaml.safe_dump({"_BASE_": str(path), **node}))
         with pytest.raises(ConfigError, match=rf"unknown config key '{section}bogus_key'"):
             load_config(child)
+
+
+def test_lr_and_step_limits_are_validated(tmp_path):
+    base = tmp_path / "c.yml"
+    base.write_text("MODEL: {name: Martinez}\n")
+    for opts, phrase in ((["TRAIN.lr", "1e300"], "finite float32"),
+                         (["TRAIN.lr", "-1e-3"], "must be > 0"),
+                         (["TRAIN.max_steps_per_epoch", "-2"], "max_steps_per_epoch must be >= 0")):
+        with pytest.raises(ConfigError, match=phrase):
+            load_config(base, opts)
+    assert load_config(base, ["TRAIN.lr", "3e38"]).TRAIN.lr == 3e38

@@ -49,7 +49,9 @@ def make_cfg(tmp_path, data_root, model="SemGCN", fmt="npz", joints=16, epochs=2
 
 
 def run_dirs(tmp_path):
-    return sorted((tmp_path / "experiment").glob("exp_*"))
+    """Run folders in the order the runs started (config.yml is written once, at the start)."""
+    return sorted((tmp_path / "experiment").glob("exp_*"),
+                  key=lambda p: (p / "config.yml").stat().st_mtime_ns)
 
 
 def test_train_writes_run_folder_and_test_reproduces(tmp_path, tiny_data):
@@ -64,8 +66,18 @@ def test_train_writes_run_folder_and_test_reproduces(tmp_path, tiny_data):
     for name in ("train_loss.png", "joint_error.png"):
         assert (run / "graph" / name).stat().st_size > 1000
     assert (run / "config.yml").is_file() and (run / "log.txt").is_file()
+    assert run.name.endswith("_train_SemGCN")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_mpjpe"] == pytest.approx(summary["test_mpjpe"])
+    assert metrics["status"] == "finished" and metrics["num_threads"] == 1
+    assert metrics["test_headline"] == "action_mean"
+    assert metrics["test_mpjpe"] == metrics["test_mpjpe_action_mean"]
+    assert metrics["test_mpjpe_frame_mean"] == pytest.approx(
+        metrics["test_table"]["total"]["mpjpe"])
+    assert yaml.safe_load((run / "config.yml").read_text())["TRAIN"]["num_threads"] == 1
+    log = (run / "log.txt").read_text()
+    assert "1 CPU threads" in log and "model selection: the best MPJPE" in log
+    assert "mean of the 3 actions; frame mean" in log
     state = load_checkpoint(ck / "final.pth.tar")
     assert state["epoch"] == 2 and len(state["train_log"]) == 2
     assert set(state) >= {"model_state_dict", "optim_state_dict", "scheduler_state_dict",
@@ -74,6 +86,15 @@ def test_train_writes_run_folder_and_test_reproduces(tmp_path, tiny_data):
     out = evaluate_main(["--cfg", str(cfg), "--weights", str(ck / "final.pth.tar")])
     assert out["test_mpjpe"] == pytest.approx(summary["test_mpjpe"], rel=1e-6)
     assert "framework" in out["checkpoint_kind"]
+    # the mean-pose reference, from the mean pose the checkpoint stores, is train.py's
+    assert tuple(state["mean_pose"].shape) == (1, 16, 3)
+    assert out["mean_pose_test_mpjpe"] == pytest.approx(summary["mean_pose_test_mpjpe"], rel=1e-6)
+    test_run = run_dirs(tmp_path)[-1]
+    assert test_run.name.endswith("_test_SemGCN")
+    test_log = (test_run / "log.txt").read_text()
+    assert "Average (3 actions)" in test_log and "<- headline (action mean)" in test_log
+    assert "protocol: split=test" in test_log and "predicting the mean training pose" in test_log
+    assert json.loads((test_run / "metrics.json").read_text())["status"] == "finished"
     # and so does TEST.weight_path 'latest'
     out2 = evaluate_main(["--cfg", str(cfg), "--opts", "TEST.weight_path", "latest"])
     assert out2["test_mpjpe"] == pytest.approx(out["test_mpjpe"], rel=1e-9)
@@ -86,6 +107,7 @@ def test_fresh_machine_generates_synthetic_then_trains_and_tests(tmp_path, capsy
     cfg = make_cfg(tmp_path, root, model="HGN", fmt="json", joints=17, epochs=1, extra={
         "DATASET": {"synthetic": True, "synthetic_frames": 6, "train_subjects": [1],
                     "test_subjects": [9], "val_fraction": 0.0, "require_smpl": True},
+        "TRAIN": {"select_on": "test"},
         "TEST": {"vis": True, "vis_samples": 2, "weight_path": "latest"}})
     assert not root.exists()
     summary = train_main(["--cfg", str(cfg)])
@@ -142,11 +164,19 @@ def test_user_errors_are_one_paragraph(tmp_path, tiny_data, capsys):
         run_cli(train_main, ["--cfg", str(cfg), "--opts", "TRAIN.optimizer", "sgd", "TRAIN.lr",
                              "1e30", "TRAIN.max_norm", "0.0", "TRAIN.epochs", "2"])
     assert "training loss became" in capsys.readouterr().err
+    # and so does a weight that the first step makes inf (lr x gradient overflows float32)
+    with pytest.raises(SystemExit):
+        run_cli(train_main, ["--cfg", str(cfg), "--opts", "TRAIN.optimizer", "sgd", "TRAIN.lr",
+                             "1e38", "LOSS.pose_weight", "1e8", "TRAIN.max_norm", "0.0",
+                             "TRAIN.epochs", "2"])
+    assert "a weight became NaN or inf at epoch 1, step 0" in capsys.readouterr().err
     # ... and each run's log.txt holds its own error, not another run's
-    logs = sorted(Path(tmp_path / "experiment").glob("exp_*/log.txt"))
-    assert "error (TrainingDiverged): the training loss became" in logs[-1].read_text()
+    logs = sorted(Path(tmp_path / "experiment").glob("exp_*/log.txt"),
+                  key=lambda p: p.stat().st_mtime)
+    assert "error (TrainingDiverged): a weight became NaN" in logs[-1].read_text()
+    assert "error (TrainingDiverged): the training loss became" in logs[-2].read_text()
     texts = [p.read_text() for p in logs]
-    assert not any("TrainingDiverged" in t for t in texts[:-1])
+    assert not any("TrainingDiverged" in t for t in texts[:-2])
     assert sum("error (CheckpointError)" in t for t in texts) == 1   # in the test run's own log
     # 17 joints asked of the 16-joint GT 2D file: a clear message, not a reduction error
     with pytest.raises(SystemExit):
@@ -173,7 +203,8 @@ def test_trains_below_mean_pose(tmp_path, tiny_data):
     Held-out subjects are not used: 2 subjects x 3 actions x 24 frames are too few to generalise.
     """
     cfg = make_cfg(tmp_path, tiny_data, "Martinez", epochs=10,
-                   extra={"TRAIN": {"lr": 0.01, "lr_step": [20]}, "MODEL": {"p_dropout": 0.0},
+                   extra={"TRAIN": {"lr": 0.01, "lr_step": [20], "select_on": "test"},
+                          "MODEL": {"p_dropout": 0.0},
                           "DATASET": {"train_stride": 1, "test_subjects": [1, 5],
                                       "val_fraction": 0.0}})
     summary = train_main(["--cfg", str(cfg)])
@@ -227,3 +258,81 @@ def test_ddp_plateau_scheduler_keeps_ranks_in_step(tmp_path, tiny_data):
     lrs = [float((tmp_path / f"lr{rank}.txt").read_text()) for rank in (0, 1)]
     assert lrs[0] < 1e-7                    # the scheduler did lower it
     assert lrs[0] == lrs[1]
+
+
+def test_weights_exploding_later_name_the_last_good_checkpoint(tmp_path, tiny_data, capsys):
+    """Epoch 1 trains normally, then the lr becomes 1e35: epoch 2 diverges (a non-finite
+    weight or loss, whichever is seen first). The run stops, names a checkpoint that exists,
+    and writes none with non-finite weights."""
+    cfg = make_cfg(tmp_path, tiny_data, "Martinez", epochs=3,
+                   extra={"TRAIN": {"optimizer": "sgd", "lr_step": [1], "lr_factor": 1e38,
+                                    "max_norm": 0.0}})
+    with pytest.raises(SystemExit) as e:
+        run_cli(train_main, ["--cfg", str(cfg)])
+    assert e.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("a weight became NaN or inf at epoch 2" in err
+            or "the training loss became inf at epoch 2" in err
+            or "the training loss became nan at epoch 2" in err), err
+    named = Path(err.split("the last good checkpoint is ")[1].split()[0].rstrip("."))
+    assert named.is_file() and named.parent.name == "checkpoint"
+    for f in named.parent.glob("*.pth.tar"):
+        sd = load_checkpoint(f)["model_state_dict"]
+        assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point()), f
+    assert not (named.parent / "final.pth.tar").exists()
+    metrics = json.loads((run_dirs(tmp_path)[-1] / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "TrainingDiverged" in metrics["error"]
+
+
+def test_gpu_under_torchrun_without_cuda_is_refused(monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from lib.engine.devices import DeviceError, setup_runtime
+    for key, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        setup_runtime("0")
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, tiny_data):
+    """SIGINT in the middle of training: exit code 130, no traceback, a checkpoint and the
+    exact --resume command; running that command ends with the uninterrupted run's weights."""
+    import shlex
+    import signal
+    import time
+    extra = {"MODEL": {"p_dropout": 0.3}, "DATASET": {"train_stride": 1}}
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    part = tmp_path / "part"
+    part.mkdir()
+    cfg = make_cfg(part, tiny_data, "Martinez", epochs=40, extra=extra)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main" / "train.py"), "--cfg", str(cfg)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stdout:                    # wait until epoch 1 is done, then Ctrl-C
+        if "epoch 1: train joint loss" in line:
+            break
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    text = " ".join(err.split())
+    command = shlex.split(text.split("Resume exactly there with: ")[1])
+    assert command[:2] == ["python", "main/train.py"] and "--resume" in command
+    ckpt = Path(command[command.index("--resume") + 1])
+    assert ckpt.name == "interrupted.pth.tar" and ckpt.is_file()
+    run = run_dirs(part)[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["resume_from"] == str(ckpt)
+    res = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    full = tmp_path / "full"
+    full.mkdir()
+    train_main(["--cfg", str(make_cfg(full, tiny_data, "Martinez", epochs=40, extra=extra))])
+    a = load_checkpoint(run_dirs(full)[0] / "checkpoint" / "final.pth.tar")
+    b = load_checkpoint(run_dirs(part)[-1] / "checkpoint" / "final.pth.tar")
+    assert a["epoch"] == b["epoch"] == 40
+    for k, v in a["model_state_dict"].items():
+        assert torch.equal(v, b["model_state_dict"][k]), k

@@ -123,3 +123,102 @@ def test_checkpoints_hold_only_safe_types_and_restore_every_rng(tmp_path):
     torch.load(path, weights_only=True)                # no numpy or other globals inside
     set_rng_state(load_checkpoint(path)["rng_state"])
     assert (random.random(), np.random.randn(), float(torch.rand(1))) == expect
+
+
+def test_run_folder_names_say_train_or_test_and_the_model(tmp_path):
+    import json
+    cfg = default_config("Martinez")
+    cfg.output_dir = str(tmp_path)
+    exp = Experiment.start(cfg, "train")
+    assert re.fullmatch(r"exp_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_train_Martinez", exp.dir.name)
+    assert json.loads((exp.dir / "metrics.json").read_text()) == {"status": "running"}
+    again = Experiment.start(cfg, "train")          # the same second: a suffix, both kept
+    assert again.dir != exp.dir and again.dir.name.startswith(exp.dir.name.split("_train")[0])
+    test = Experiment.start(cfg, "test")
+    assert test.dir.name.endswith("_test_Martinez")
+    assert sorted(p.name for p in tmp_path.glob("exp_*")) == sorted(
+        p.name for p in (exp.dir, again.dir, test.dir))
+    exp.mark("failed", RuntimeError("boom"), metrics={"epochs_done": 2})
+    assert json.loads((exp.dir / "metrics.json").read_text()) == {
+        "epochs_done": 2, "status": "failed", "error": "RuntimeError: boom"}
+
+
+def test_a_run_folder_under_a_file_is_a_clear_error(tmp_path):
+    from lib.errors import FileSystemError
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    with pytest.raises(FileSystemError, match="a file is in the way") as info:
+        create_run_dir(tmp_path / "blocker" / "experiment")
+    assert "blocker" in str(info.value)
+    assert (tmp_path / "blocker").read_text() == "a file, not a folder"
+
+
+def test_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
+    m = _model()
+    with torch.no_grad():
+        m[0].weight[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match=r"NaN or inf \(0\.weight\)"):
+        save_checkpoint(tmp_path / "c.pth.tar", epoch=1, model=m)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_checkpoint_says_how_to_recreate_it(tmp_path):
+    good = save_checkpoint(tmp_path / "c.pth.tar", epoch=1, model=_model())
+    data = good.read_bytes()
+    (tmp_path / "cut.pth.tar").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt, truncated") as info:
+        load_checkpoint(tmp_path / "cut.pth.tar")
+    assert "Re-create it by training again" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def test_atomic_write_replaces_only_on_success_and_leaves_no_temp_file(tmp_path):
+    import errno
+    from lib.errors import FileSystemError
+    from lib.fileio import atomic_write, atomic_write_text
+    target = tmp_path / "sub" / "file.json"
+    atomic_write_text(target, "first")
+    assert target.read_text() == "first"
+
+    def full_disk(tmp):
+        tmp.write_text("half of the new content")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(FileSystemError, match="the disk is full") as info:
+        atomic_write(target, full_disk)
+    assert str(target) in str(info.value)
+    assert target.read_text() == "first"                       # the old file is untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.json"]
+
+    def bug(tmp):
+        tmp.write_text("x")
+        raise KeyError("a bug, not the user's problem")
+    with pytest.raises(KeyError):                              # not turned into a user error
+        atomic_write(target, bug)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.json"]
+
+
+def test_checkpoint_write_on_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    """torch.save writes through a file object, so a full disk surfaces as OSError(ENOSPC)
+    and becomes a FileSystemError; the half-written temp file is gone."""
+    import builtins
+    import errno
+    import io
+    from lib.errors import FileSystemError
+    real_open = builtins.open
+
+    class Full(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(path, mode="r", *a, **kw):
+        if "w" in mode and str(path).endswith(".tar"):
+            real_open(path, mode).close()           # the temp file exists, as on a real disk
+            return Full()
+        return real_open(path, mode, *a, **kw)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(FileSystemError, match="disk is full"):
+        save_checkpoint(tmp_path / "c.pth.tar", epoch=1, model=_model())
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

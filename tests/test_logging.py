@@ -44,3 +44,14 @@ def test_command_line_tools_still_print_reader_lines(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "S1: 1 sequences, 4 frames" in res.stderr + res.stdout
     assert logging.getLogger("pose.data.h36m_json").parent is logging.getLogger("pose")
+
+
+def test_progress_bars_only_on_the_main_rank(monkeypatch):
+    from lib.progress import progress
+    monkeypatch.setenv("RANK", "0")
+    bar = progress(range(3), desc="x")
+    assert not bar.disable and list(bar) == [0, 1, 2]
+    assert progress(range(3), enable=False).disable
+    monkeypatch.setenv("RANK", "1")
+    quiet = progress(desc="x")(range(4), total=4)       # the form predict(progress=...) takes
+    assert quiet.disable and list(quiet) == [0, 1, 2, 3]

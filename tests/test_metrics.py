@@ -202,3 +202,69 @@ def test_per_action_table_all_actions_and_errors():
         per_action_table(err[:2], None, np.array([1, 2]))
     with pytest.raises(ValueError, match="same length"):
         per_action_table(err, err[:3], act)
+
+
+# ----------------------------------------------------------------------------- the headline
+def _dataset(errors_mm, actions, info):
+    """A LiftingDataset whose prediction error per sample is known: gt all zeros, the
+    prediction moves every non-root joint by ``e`` mm along x, so MPJPE = e * 16/17."""
+    from lib.data.lifting import LiftingDataset
+    n = len(errors_mm)
+    gt = np.zeros((n, 17, 3), np.float32)
+    arrays = {"input_2d": np.zeros((n, 17, 2), np.float32), "target_3d": gt,
+              "root_cam": np.zeros((n, 3), np.float32),
+              "subject": np.full(n, 9, np.int16), "action": np.asarray(actions, np.int16),
+              "subaction": np.ones(n, np.int16), "camera": np.ones(n, np.int16),
+              "frame": np.arange(n, dtype=np.int32), "has_mesh": np.zeros(n, bool)}
+    pred = np.zeros((n, 17, 3))
+    pred[:, 1:, 0] = np.asarray(errors_mm)[:, None] / 1000.0 * 17 / 16   # metres
+    return LiftingDataset(arrays, name="test", info=info), torch.tensor(pred, dtype=torch.float32)
+
+
+def test_headline_is_the_action_mean_beside_the_frame_mean():
+    # two actions with different sample counts: Directions (id 2) 10, 20 mm; Walking (15) 40 mm
+    from lib.engine.evaluate import compute_metrics, metrics_record, headline_text
+    from lib.data.formats.human36m import human36m_info
+    info = human36m_info("json", joint_set="h36m17", keypoints=("gt",), distort_by_default=False)
+    ds, pred = _dataset([10.0, 20.0, 40.0], [2, 2, 15], info)
+    m = compute_metrics(pred, ds)
+    assert m["mpjpe"] == pytest.approx((15 + 40) / 2, abs=1e-3)          # 27.5, the headline
+    h = m["headline"]
+    assert h["kind"] == "action_mean"
+    assert h["mpjpe_action_mean"] == pytest.approx(27.5, abs=1e-3)
+    assert h["mpjpe_frame_mean"] == pytest.approx(70 / 3, abs=1e-3)     # 23.33
+    rec = metrics_record(m, "test")
+    assert rec["test_mpjpe"] == rec["test_mpjpe_action_mean"] == pytest.approx(27.5, abs=1e-3)
+    assert rec["test_mpjpe_frame_mean"] == pytest.approx(23.333, abs=1e-3)
+    assert rec["test_headline"] == "action_mean"
+    assert "27.50 mm" in headline_text(m) and "mean of the 2 actions" in headline_text(m)
+    assert "frame mean 23.33" in headline_text(m)
+    lines = format_action_table(m["table"]).splitlines()
+    assert "<- headline (action mean)" in lines[-2] and "headline" not in lines[-1]
+
+
+def test_headline_without_actions_is_the_frame_mean():
+    from dataclasses import replace
+    from lib.engine.evaluate import compute_metrics, metrics_record
+    from lib.data.formats.human36m import human36m_info
+    info = replace(human36m_info("x", "h36m17", ("gt",), False), actions=None)
+    ds, pred = _dataset([10.0, 20.0, 40.0], [2, 2, 15], info)   # two sequences: 15 and 40 mm
+    m = compute_metrics(pred, ds)
+    assert m["table"]["group_by"] == "sequence"
+    assert m["mpjpe"] == pytest.approx(70 / 3, abs=1e-3)
+    rec = metrics_record(m, "test")
+    assert rec["test_headline"] == "frame_mean" and rec["test_mpjpe_action_mean"] is None
+    lines = format_action_table(m["table"]).splitlines()
+    assert "<- headline (frame mean)" in lines[-1]
+
+
+def test_mean_pose_reference_uses_the_headline():
+    # gt: sample poses offset along x by 0, 0, 30 mm on every non-root joint; mean pose given
+    from lib.engine.evaluate import mean_pose_mpjpe
+    from lib.data.formats.human36m import human36m_info
+    info = human36m_info("json", joint_set="h36m17", keypoints=("gt",), distort_by_default=False)
+    ds, _ = _dataset([0.0, 0.0, 0.0], [2, 2, 15], info)
+    ds.tensors["target_3d"][2, 1:, 0] = 0.030
+    zero = torch.zeros(1, 17, 3)
+    # errors 0, 0, 30*16/17: action mean (0 + 28.235) / 2, not the frame mean 9.41
+    assert mean_pose_mpjpe(None, ds, zero) == pytest.approx(30 * 16 / 17 / 2, abs=1e-3)

@@ -21,12 +21,13 @@ def test_official_yamls_are_the_original_recipe_to_the_letter(name):
     assert "protocol: official" in describe_protocol(cfg)
 
 
-def test_clean_hgn_yaml_lists_exactly_its_four_differences():
+def test_clean_hgn_yaml_lists_exactly_its_five_differences():
     cfg = load_config(str(YAML / "HGN_human36J_train_human36.yml"))
     assert protocol_name(cfg) == CLEAN
     diffs = recipe_differences(cfg)
     assert [d.split(":")[0] for d in diffs] == ["DATASET.val_fraction", "TRAIN.epochs",
-                                                "TRAIN.lr_step", "TRAIN.select_on"]
+                                                "TRAIN.lr_step", "TRAIN.select_on",
+                                                "TRAIN.select_metric"]
     epochs = next(d for d in diffs if d.startswith("TRAIN.epochs"))
     assert "100 here, 151 in the original" in epochs and "README says 100" in epochs
     card = describe_protocol(cfg)
@@ -47,3 +48,30 @@ def test_selection_on_test_with_an_unused_hold_out_is_custom():
                       ["TRAIN.select_on", "test"])
     assert protocol_name(cfg) == CUSTOM
     assert "held out unused" in describe_protocol(cfg)
+
+
+def test_selection_value_follows_select_metric():
+    from lib.engine.trainer import selection_value
+    # two actions of 2 and 1 samples: 10, 20 | 50 -> action mean (15 + 50) / 2, frame mean 80 / 3
+    metrics = {"mpjpe": 32.5, "headline": {"mpjpe_frame_mean": 80 / 3}}
+    assert selection_value(metrics, "headline") == 32.5
+    assert selection_value(metrics, "frame_mean") == pytest.approx(26.6667, abs=1e-4)
+
+
+def test_protocol_card_names_the_training_protocol():
+    from lib.engine.evaluate import protocol_card
+
+    class _Dataset:                       # only what the card reads: length and stats
+        stats, info = {}, None
+
+        def __len__(self):
+            return 7
+
+    cfg = load_config(str(YAML / "HGN_human36J_train_human36_official.yml"))
+    card = protocol_card(cfg, "test", _Dataset())
+    first, second = card.splitlines()[:2]
+    assert first.startswith("protocol: split=test (7 samples)")
+    assert second.startswith("protocol: official")
+    assert "recipe: exactly the HGN public code" in card
+    unknown = protocol_card(cfg, "test", _Dataset(), train_cfg=None)
+    assert "training protocol: unknown" in unknown

@@ -15,18 +15,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lib.errors import MissingFileError, PoseError
+
 MODEL_FILES = {"neutral": "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
                "female": "basicModel_f_lbs_10_207_0_v1.0.0.pkl",
                "male": "basicModel_m_lbs_10_207_0_v1.0.0.pkl"}
 REQUIRED_KEYS = ("v_template", "f", "J_regressor", "kintree_table", "weights", "posedirs",
                  "shapedirs")
-HOW_TO_GET = ("Download the SMPL model files (basicModel_{f,m,neutral}_lbs_10_207_0_v1.0.0.pkl, "
-              "see the README) into smplpytorch/smplpytorch/native/models/, or generate the "
-              "synthetic SMPL-format model with `python data/synthesize.py` (it writes "
-              "data/Synthetic/smpl/).")
+HOW_TO_DOWNLOAD = ("Download the SMPL model files (basicModel_{f,m,neutral}_lbs_10_207_0_v1.0.0"
+                   ".pkl) from the SMPL website (see the README, 'Real data and body model') "
+                   "into smplpytorch/smplpytorch/native/models/ (or the config's smpl_dir).")
+HOW_TO_GET = (HOW_TO_DOWNLOAD + " Without them, generate the synthetic SMPL-format model with "
+              "`python data/synthesize.py` (it writes data/Synthetic/smpl/).")
 
 
-class BodyModelError(ValueError):
+class BodyModelError(PoseError, ValueError):
     pass
 
 
@@ -84,11 +87,14 @@ class BodyModel:
             raise BodyModelError(f"gender must be one of {sorted(MODEL_FILES)}, got '{gender}'")
         path = Path(model_dir) / MODEL_FILES[gender]
         if not path.is_file():
-            raise FileNotFoundError(f"SMPL model file '{path}' not found. {HOW_TO_GET}")
+            raise MissingFileError(f"SMPL model file '{path}' not found. {HOW_TO_GET}")
         from smplpytorch.pytorch.smpl_layer import SMPL_Layer
         try:
             with warnings.catch_warnings():   # smplpytorch wraps read-only chumpy arrays
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                # the official pickles (and ours, for numpy 1.x) name scipy.sparse.csc
+                warnings.filterwarnings("ignore", message=".*scipy.sparse.csc",
+                                        category=DeprecationWarning)
                 layer = SMPL_Layer(center_idx=None, gender=gender, model_root=str(model_dir))
         except KeyError as exc:
             raise BodyModelError(f"{path}: key {exc} missing from the SMPL model pickle") from None
@@ -102,7 +108,7 @@ class BodyModel:
         """Load any SMPL-format pickle (official or synthetic) with smplpytorch's reader."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"SMPL model file '{path}' not found. {HOW_TO_GET}")
+            raise MissingFileError(f"SMPL model file '{path}' not found. {HOW_TO_GET}")
         for gender, name in MODEL_FILES.items():
             if path.name == name:
                 return cls.from_dir(path.parent, gender)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lib.config import ConfigError
 from lib.data.formats import get_format
 from lib.data.lifting import (LiftingDataset, LiftingSpec, MeshTargets, build_arrays,
                               cached_arrays)
+from lib.errors import MissingFileError
 
 log = logging.getLogger("pose")
 
@@ -48,7 +50,7 @@ def ensure_synthetic(cfg):
     if is_complete(root, manifest):
         have = manifest["parameters"]["frames_per_sequence"]
         if frames is not None and have != frames:
-            raise ValueError(
+            raise ConfigError(
                 f"{root} holds a synthetic set with {have} frames per sequence but "
                 f"DATASET.synthetic_frames is {frames}; point DATASET.root at another folder, "
                 f"delete {root}, or set DATASET.synthetic_frames to {have} (0: use what is there)")
@@ -117,5 +119,35 @@ def build_datasets(cfg, splits=SPLITS, mesh: MeshTargets | None = None) -> dict:
                  st["samples"], st["sequences"], stride, st["excluded_sequences"],
                  st["excluded_frames"], st["no_smpl_frames"], st["dropped_no_smpl"],
                  st.get("cache", ""))
-        out[split] = LiftingDataset(arrays, name=split, info=info)
+        out[split] = LiftingDataset(arrays, name=split, info=info, cameras=corpus.cameras)
     return out
+
+
+def check_sources(cfg, splits=SPLITS):
+    """Every missing input file of a run in one error, each with where it comes from.
+
+    The files are the dataset format's ``required_files`` (a format without that method is
+    not checked ahead) and, for a model with mesh targets, the SMPL body model. For a real-
+    data config (DATASET.synthetic false) the body model's advice is the download only.
+    """
+    from lib.body.smpl import HOW_TO_DOWNLOAD, HOW_TO_GET, MODEL_FILES
+    from lib.registry import model_entry
+    d = cfg.DATASET
+    subjects = sorted(set(d.test_subjects if "test" in splits else [])
+                      | set(d.train_subjects if {"train", "val"} & set(splits) else []))
+    fmt = get_format(d.format)
+    required = list(getattr(fmt, "required_files", lambda c, s: [])(cfg, subjects))
+    if model_entry(cfg.MODEL.name).needs_mesh:
+        required.append((Path(cfg.smpl_dir) / MODEL_FILES["neutral"],
+                         HOW_TO_GET if d.synthetic else HOW_TO_DOWNLOAD))
+    missing = [(Path(p), how) for p, how in required if not Path(p).is_file()]
+    if not missing:
+        return
+    hows = list(dict.fromkeys(how for _, how in missing))
+    parts = [f"{len(missing)} input file(s) of this run are missing: "
+             + "; ".join(f"{p} [{hows.index(how) + 1}]" for p, how in missing) + "."]
+    parts += [f"[{i + 1}] {how}" for i, how in enumerate(hows)]
+    if not d.synthetic:
+        parts.append("(To run without licensed data, use a *_synthetic YAML, e.g. "
+                     "asset/yaml/HGN_synthetic_train.yml.)")
+    raise MissingFileError(" ".join(parts))

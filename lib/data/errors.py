@@ -1,7 +1,8 @@
 """Errors shared by every pose-data reader, so that bad input always names the file and the key.
 
 Two kinds of trouble, two exception types:
-* :class:`MissingDataFileError` (a ``FileNotFoundError``): the file is not there. The message
+* :class:`MissingDataFileError` (a ``FileNotFoundError``, and like every project error a
+  :class:`lib.errors.PoseError`): the file is not there. The message
   says where it was expected and how to obtain or generate it.
 * :class:`DataFormatError` (a ``ValueError``): the file is there but malformed (missing key,
   wrong shape, NaN, unknown subject). The message names the file and the key.
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+from lib.errors import MissingFileError, PoseError
+
 PathLike = Union[str, Path]
 
 # How to get the data when nothing real is at hand: the embedded synthetic stand-in.
@@ -18,7 +21,7 @@ HOW_TO_SYNTHESIZE = ("generate the synthetic stand-in with `python data/synthesi
                      "(it writes every file the real pipeline reads)")
 
 
-class MissingDataFileError(FileNotFoundError):
+class MissingDataFileError(MissingFileError):
     """A data file is absent; ``path`` is where it was looked for."""
 
     def __init__(self, path: PathLike, how_to_get: str):
@@ -26,11 +29,8 @@ class MissingDataFileError(FileNotFoundError):
         self.how_to_get = how_to_get
         super().__init__(f"missing data file: {self.path}\n  how to get it: {how_to_get}")
 
-    def __str__(self):  # FileNotFoundError would otherwise print its args tuple
-        return self.args[0]
 
-
-class DataFormatError(ValueError):
+class DataFormatError(PoseError, ValueError):
     """A data file is malformed.
 
     ``DataFormatError(path, key, problem)`` reads "<path>: key '<key>': <problem>".

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from lib.errors import PoseError
 
-class DeviceError(RuntimeError):
+
+class DeviceError(PoseError, RuntimeError):
     pass
 
 
@@ -59,6 +61,8 @@ def setup_runtime(gpu: str | None = None) -> Runtime:
     """torchrun (WORLD_SIZE>1) -> DDP; --gpu ids -> CUDA (+DataParallel if several); else CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
+        if gpu:                           # checked as without torchrun: no CUDA, bad ids
+            parse_gpu_ids(gpu)
         rank = int(os.environ["RANK"])
         local = int(os.environ.get("LOCAL_RANK", rank))
         use_cuda = torch.cuda.is_available() and (gpu is None or gpu != "")

@@ -6,8 +6,8 @@ import torch
 
 from lib.data import codec
 from lib.data.lifting import BatchLoader
-from lib.geometry.metrics import (format_action_table, mpjpe_per_sample, pa_mpjpe_per_sample,
-                                  per_action_table)
+from lib.geometry.metrics import (format_action_table, headline, mpjpe_per_sample,
+                                  pa_mpjpe_per_sample, per_action_table)
 from lib.geometry.skeleton import skeleton_for_joints
 
 
@@ -66,27 +66,77 @@ def result_groups(dataset):
 
 
 def compute_metrics(pred_m: torch.Tensor, dataset) -> dict:
-    """MPJPE / PA-MPJPE (mm) over all joints, root included, after re-centring on the root."""
+    """MPJPE / PA-MPJPE (mm) over all joints, root included, after re-centring on the root.
+
+    ``mpjpe`` / ``pa_mpjpe`` are the headline of the protocol (lib.geometry.metrics.headline):
+    the mean of the per-action means on a dataset with actions (Human3.6M), the frame mean on
+    one without; ``headline`` holds both means and the label.
+    """
     gt = codec.decode_pose(dataset.tensors["target_3d"])
     pred = codec.decode_pose(pred_m)
     err = mpjpe_per_sample(pred, gt).numpy()
     pa = np.asarray(pa_mpjpe_per_sample(pred.numpy(), gt.numpy()))
     groups, names, group_by = result_groups(dataset)
     table = per_action_table(err, pa, groups, names, group_by)
-    return {"mpjpe": float(err.mean()), "pa_mpjpe": float(pa.mean()), "table": table,
-            "per_sample_mpjpe": err, "per_sample_pa_mpjpe": pa}
+    head = headline(table)
+    return {"mpjpe": head["mpjpe"], "pa_mpjpe": head["pa_mpjpe"], "headline": head,
+            "table": table, "per_sample_mpjpe": err, "per_sample_pa_mpjpe": pa}
 
 
-def mean_pose_mpjpe(train_ds, eval_ds) -> float:
-    """MPJPE (mm) of predicting the mean training pose for every sample: the floor to beat."""
-    mean = train_ds.tensors["target_3d"].double().mean(0, keepdim=True)
+def metrics_record(metrics: dict, prefix: str) -> dict:
+    """The metrics.json keys of one evaluation: ``<prefix>_mpjpe`` (the headline, with
+    ``<prefix>_headline`` saying which mean it is), both means of MPJPE and PA-MPJPE by name,
+    and the table."""
+    h = metrics["headline"]
+    out = {f"{prefix}_mpjpe": h["mpjpe"], f"{prefix}_pa_mpjpe": h["pa_mpjpe"],
+           f"{prefix}_headline": h["kind"]}
+    for key in ("mpjpe_action_mean", "mpjpe_frame_mean", "pa_mpjpe_action_mean",
+                "pa_mpjpe_frame_mean"):
+        out[f"{prefix}_{key}"] = h[key]
+    out[f"{prefix}_table"] = metrics["table"]
+    return out
+
+
+def headline_text(metrics: dict) -> str:
+    """'MPJPE 34.00 mm, PA-MPJPE 27.20 mm (mean of the 15 actions; frame mean 34.51 / 27.63)'."""
+    h = metrics["headline"]
+    if h["kind"] == "frame_mean":
+        return f"MPJPE {h['mpjpe']:.2f} mm, PA-MPJPE {h['pa_mpjpe']:.2f} mm ({h['label']})"
+    return (f"MPJPE {h['mpjpe']:.2f} mm, PA-MPJPE {h['pa_mpjpe']:.2f} mm ({h['label']}; "
+            f"frame mean {h['mpjpe_frame_mean']:.2f} / {h['pa_mpjpe_frame_mean']:.2f})")
+
+
+def mean_pose(train_ds) -> torch.Tensor:
+    """The mean root-relative training target, (1, J, 3) float64 metres (the reference
+    predictor's pose; checkpoints store it so test.py needs no training data)."""
+    return train_ds.tensors["target_3d"].double().mean(0, keepdim=True)
+
+
+def mean_pose_mpjpe(train_ds, eval_ds, pose: torch.Tensor | None = None) -> float:
+    """MPJPE (mm, the headline of eval_ds's protocol) of predicting the mean training pose
+    for every sample: the floor to beat. ``pose`` (from :func:`mean_pose`) replaces train_ds."""
+    mean = mean_pose(train_ds) if pose is None else torch.as_tensor(pose, dtype=torch.float64)
     gt = eval_ds.tensors["target_3d"]
-    return float(mpjpe_per_sample(codec.decode_pose(mean.expand_as(gt)),
-                                  codec.decode_pose(gt)).mean())
+    err = mpjpe_per_sample(codec.decode_pose(mean.reshape(1, *gt.shape[1:]).expand_as(gt)),
+                           codec.decode_pose(gt)).numpy()
+    groups, names, group_by = result_groups(eval_ds)
+    return headline(per_action_table(err, None, groups, names, group_by))["mpjpe"]
 
 
-def protocol_card(cfg, split: str, dataset) -> str:
-    """One line saying what was evaluated: from the dataset's own stats, not from the config."""
+def protocol_card(cfg, split: str, dataset, train_cfg="same") -> str:
+    """What was evaluated (one line, from the dataset's own stats, not from the config), then
+    how the model was trained: the protocol (official / clean) and every difference from the
+    original's recipe (lib/protocols.py). ``train_cfg``: the training run's config when it is
+    not ``cfg`` (test.py: the checkpoint's), None when unknown."""
+    from lib.protocols import describe_protocol
+    if train_cfg == "same":
+        train_cfg = cfg
+    training = ("training protocol: unknown (the checkpoint carries no config)"
+                if train_cfg is None else describe_protocol(train_cfg))
+    return _evaluation_line(cfg, split, dataset) + "\n" + training
+
+
+def _evaluation_line(cfg, split: str, dataset) -> str:
     d = cfg.DATASET
     stride = d.test_stride if split in ("test", "val") else d.train_stride
     keys = dataset.stats.get("excluded_keys", []) if split == "test" else []

@@ -4,27 +4,33 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from lib.config import ConfigError, load_config
-from lib.engine.devices import DeviceError, cleanup, setup_runtime, wrap_model
-from lib.engine.evaluate import (compute_metrics, mean_pose_mpjpe, predict, protocol_card,
-                                 report)
-from lib.engine.trainer import Trainer, TrainingDiverged
-from lib.experiment import (LOG_NAME, CheckpointError, Experiment, describe_checkpoint,
-                            load_checkpoint, load_model_weights, seed_everything, setup_logging)
+from lib.config import load_config
+from lib.engine.devices import cleanup, setup_runtime, wrap_model
+from lib.engine.evaluate import (compute_metrics, headline_text, mean_pose_mpjpe, metrics_record,
+                                 predict, protocol_card, report)
+from lib.engine.trainer import SELECTION_METRICS, Trainer, check_resume_epoch
+from lib.errors import PoseError, RunInterrupted
+from lib.experiment import (LOG_NAME, STATUS_FAILED, STATUS_FINISHED, STATUS_INTERRUPTED,
+                            CheckpointError, Experiment, describe_checkpoint, load_checkpoint,
+                            load_model_weights, seed_everything, setup_logging)
 from lib.models.utils import count_parameters
+from lib.progress import progress
 from lib.registry import ModelContext, build_model, model_entry
 
-USER_ERRORS = (ConfigError, CheckpointError, DeviceError, TrainingDiverged, FileNotFoundError,
-               ValueError)
-
+# Only the project's own errors are the user's to fix; anything else is a bug and keeps its
+# traceback. ConfigError, CheckpointError, DeviceError, TrainingDiverged, the data errors, ...
+# all derive from PoseError (lib/errors.py).
+USER_ERRORS = (PoseError,)
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130          # the shell's code for Ctrl-C (128 + SIGINT)
 
 def common_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
@@ -36,7 +42,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
 
 
 def run_cli(fn, argv=None):
-    """Run ``fn(argv)``; user errors become one readable paragraph and exit code 2."""
+    """Run ``fn(argv)``; user errors become one readable paragraph and exit code 2, Ctrl-C
+    exit code 130 (after a training run saved what it had)."""
     before = set(logging.getLogger(LOG_NAME).handlers)
     try:
         return fn(argv)
@@ -46,7 +53,12 @@ def run_cli(fn, argv=None):
                             break_on_hyphens=False)
         print(msg, file=sys.stderr)
         _append_to_run_log(msg, before)
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(exc, "exit_code", EXIT_USER_ERROR)) from None
+    except KeyboardInterrupt:
+        msg = "interrupted (Ctrl-C) outside the training loop; no checkpoint was written for it"
+        print(msg, file=sys.stderr)
+        _append_to_run_log(msg, before)
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 def _append_to_run_log(msg, handlers_before):
@@ -61,27 +73,36 @@ def _append_to_run_log(msg, handlers_before):
             h.flush()
 
 
-def _prepare(cfg, runtime):
+def _set_threads(cfg) -> int:
+    """Apply TRAIN.num_threads (0: torch's default) and record the count used in the config,
+    so config.yml, the checkpoints and metrics.json say it: results depend on it."""
     if cfg.TRAIN.num_threads:
         torch.set_num_threads(cfg.TRAIN.num_threads)
+    cfg.TRAIN.num_threads = torch.get_num_threads()
+    return cfg.TRAIN.num_threads
+
+
+def _prepare(cfg, runtime, splits):
     seed_everything(cfg.seed)
-    _ensure_data(cfg, runtime)
+    _ensure_data(cfg, runtime, splits)
     ctx = ModelContext(cfg)
     entry = model_entry(cfg.MODEL.name)
     mesh = ctx.mesh_targets() if entry.needs_mesh else None
     return ctx, mesh
 
 
-def _ensure_data(cfg, runtime):
-    """Generate the synthetic default before anything reads it (its body model included).
+def _ensure_data(cfg, runtime, splits):
+    """Generate the synthetic default before anything reads it (its body model included),
+    then check that every input file of ``splits`` is there (all missing ones in one error).
 
     One process generates; the others of a distributed run wait for it.
     """
-    from lib.data.build import ensure_synthetic
+    from lib.data.build import check_sources, ensure_synthetic
     if runtime.is_main:
         ensure_synthetic(cfg)
     if runtime.distributed:
         torch.distributed.barrier()
+    check_sources(cfg, splits)
 
 
 def _log_model(cfg, model, log):
@@ -99,39 +120,96 @@ def _build(cfg, ctx, runtime, log):
     return model
 
 
+def resume_command(args) -> str:
+    """The train.py command line that continues this run from checkpoint ``args.resume``."""
+    cmd = ["python", "main/train.py", "--cfg", str(args.cfg)]
+    if args.gpu is not None:
+        cmd += ["--gpu", str(args.gpu)]
+    cmd += ["--resume", str(args.resume)]
+    if args.opts:
+        cmd += ["--opts", *map(str, args.opts)]
+    return shlex.join(cmd)
+
+
 def train_main(argv=None):
     p = common_parser("Train a pose-lifting model (HGN, GraphSH, SemGCN, Martinez).")
     p.add_argument("--resume", default=None, help="checkpoint to continue from (same config)")
     args = p.parse_args(argv)
     cfg = load_config(args.cfg, args.opts)
     rt = setup_runtime(args.gpu)
-    exp = Experiment.start(cfg) if rt.is_main else None
+    threads = _set_threads(cfg)
+    resume = None
+    if args.resume:                      # checked before any folder is made or data read
+        resume = load_checkpoint(args.resume)
+        check_resume_epoch(resume, cfg)
+    exp = Experiment.start(cfg, "train") if rt.is_main else None
     log = setup_logging(exp.dir if exp else None, rank=rt.rank)
     try:
         if exp:
             log.info("run folder: %s", exp.dir)
-        log.info("device: %s", rt.describe())
-        ctx, mesh = _prepare(cfg, rt)
+        log.info("device: %s, %d CPU threads (TRAIN.num_threads; bit-exact resume needs the "
+                 "same count)", rt.describe(), threads)
+        ctx, mesh = _prepare(cfg, rt, ("train", "val", "test"))
         datasets = _datasets(cfg, ("train", "val", "test"), mesh)
         model = _build(cfg, ctx, rt, log)
         model = wrap_model(model, rt)
         trainer = Trainer(cfg, model, datasets, rt, exp, log)
-        if args.resume:
-            trainer.resume(args.resume)
+        log.info("model selection: the best %s on the %s split",
+                 SELECTION_METRICS[cfg.TRAIN.select_metric], trainer.selection_split)
+        if resume is not None:
+            trainer.resume(resume)
         from lib.vis.curves import plot_training_curves
-        summary = trainer.fit(plot_fn=plot_training_curves)
+        try:
+            summary = trainer.fit(plot_fn=plot_training_curves)
+        except KeyboardInterrupt:
+            raise _interrupted(trainer, args, exp) from None
         if rt.is_main:
             result = _final_test(cfg, trainer, datasets["test"], log)
             result["mean_pose_test_mpjpe"] = mean_pose_mpjpe(datasets["train"], datasets["test"])
-            log.info("for reference, predicting the mean training pose gives %.2f mm on test",
-                     result["mean_pose_test_mpjpe"])
+            log.info("for reference, predicting the mean training pose gives %.2f mm on test "
+                     "(headline: %s)", result["mean_pose_test_mpjpe"],
+                     result["test_headline"].replace("_", " "))
             summary.update(result)
             summary["train_samples_per_s_last_epoch"] = getattr(trainer, "last_epoch_rate", None)
-            exp.write_metrics(summary)
+            summary["num_threads"] = threads
+            exp.mark(STATUS_FINISHED, metrics=summary)
             log.info("metrics: %s", exp.dir / "metrics.json")
         return summary
+    except RunInterrupted:
+        raise
+    except BaseException as exc:
+        _mark_failed(exp, exc)
+        raise
     finally:
         cleanup(rt)
+
+
+def _mark_failed(exp, exc):
+    """status in metrics.json: interrupted for Ctrl-C, failed (with the error) otherwise."""
+    if exp is None:
+        return
+    try:
+        if isinstance(exc, KeyboardInterrupt):
+            exp.mark(STATUS_INTERRUPTED, exc)
+        else:
+            exp.mark(STATUS_FAILED, exc)
+    except PoseError:          # the folder itself became unwritable: the error says enough
+        pass
+
+
+def _interrupted(trainer, args, exp) -> RunInterrupted:
+    """Ctrl-C during training: a resumable checkpoint, the command that resumes it."""
+    path = trainer.save_interrupted()
+    if path is None:                       # a non-main rank: rank 0 reports
+        return RunInterrupted("interrupted (Ctrl-C)")
+    args.resume = str(path)
+    epoch = trainer._snapshot["epoch"]
+    state = f"the state at the end of epoch {epoch}" if epoch else "the state before epoch 1"
+    msg = (f"interrupted (Ctrl-C) during epoch {epoch + 1}; {state} is saved in {path}. "
+           f"Resume exactly there with: {resume_command(args)}")
+    exp.mark(STATUS_INTERRUPTED, metrics={"resume_from": str(path), "resume_epoch": epoch,
+                                          "resume_command": resume_command(args)})
+    return RunInterrupted(msg)
 
 
 def _datasets(cfg, splits, mesh):
@@ -141,10 +219,9 @@ def _datasets(cfg, splits, mesh):
 
 def _final_test(cfg, trainer, test_ds, log) -> dict:
     metrics = trainer.evaluate("test")
-    log.info("final model on the test split:\n%s\n%s", report(metrics),
-             protocol_card(cfg, "test", test_ds))
-    return {"test_mpjpe": metrics["mpjpe"], "test_pa_mpjpe": metrics["pa_mpjpe"],
-            "test_table": metrics["table"]}
+    log.info("final model on the test split: %s\n%s\n%s", headline_text(metrics),
+             report(metrics), protocol_card(cfg, "test", test_ds))
+    return metrics_record(metrics, "test")
 
 
 def resolve_weight_path(cfg) -> str:
@@ -155,17 +232,25 @@ def resolve_weight_path(cfg) -> str:
     runs = sorted(Path(cfg.output_dir).glob("exp_*/checkpoint/final.pth.tar"),
                   key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in runs:
-        saved = Path(candidate).parents[1] / "config.yml"
+        run = Path(candidate).parents[1]
         try:
             import yaml
-            name = yaml.safe_load(saved.read_text())["MODEL"]["name"]
+            name = yaml.safe_load((run / "config.yml").read_text())["MODEL"]["name"]
         except (OSError, KeyError, TypeError, ValueError):
             continue
-        if name == cfg.MODEL.name:
+        if name == cfg.MODEL.name and _run_status(run) in (None, STATUS_FINISHED):
             return str(candidate)
     raise CheckpointError(f"TEST.weight_path is 'latest' but no finished {cfg.MODEL.name} run "
                           f"(experiment/exp_*/checkpoint/final.pth.tar) exists under "
                           f"'{cfg.output_dir}'. Train one first, or pass --weights PATH.")
+
+
+def _run_status(run: Path):
+    """metrics.json's status of a run folder (None for runs from before it was recorded)."""
+    try:
+        return json.loads((run / "metrics.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def test_main(argv=None):
@@ -176,12 +261,14 @@ def test_main(argv=None):
     if args.weights:
         cfg.TEST.weight_path = args.weights
     rt = setup_runtime(args.gpu)
-    exp = Experiment.start(cfg)
+    threads = _set_threads(cfg)
+    ckpt = load_checkpoint(resolve_weight_path(cfg))    # before any data is made or read
+    exp = Experiment.start(cfg, "test")
     log = setup_logging(exp.dir)
     try:
         log.info("run folder: %s", exp.dir)
-        ctx, mesh = _prepare(cfg, rt)
-        ckpt = load_checkpoint(resolve_weight_path(cfg))
+        log.info("device: %s, %d CPU threads", rt.describe(), threads)
+        ctx, mesh = _prepare(cfg, rt, ("test",))
         datasets = _datasets(cfg, ("test",), mesh)
         model = build_model(cfg, ctx)
         _log_model(cfg, model, log)
@@ -191,25 +278,66 @@ def test_main(argv=None):
         ds = datasets["test"]
         t0 = time.perf_counter()
         pred = predict(model, ds, rt.device, batch_size=cfg.TEST.batch_size,
-                       flip_test=cfg.TEST.flip_test)
+                       flip_test=cfg.TEST.flip_test,
+                       progress=progress(desc="evaluating test", unit="batch"))
         elapsed = time.perf_counter() - t0
         metrics = compute_metrics(pred["pose"], ds)
-        card = protocol_card(cfg, "test", ds)
-        print(report(metrics))
-        print(card)
-        log.info("test: MPJPE %.2f mm, PA-MPJPE %.2f mm (%.0f poses/s)", metrics["mpjpe"],
-                 metrics["pa_mpjpe"], len(ds) / max(elapsed, 1e-9))
-        out = {"checkpoint": ckpt["path"], "checkpoint_kind": kind, "test_mpjpe": metrics["mpjpe"],
-               "test_pa_mpjpe": metrics["pa_mpjpe"], "test_table": metrics["table"],
-               "protocol": card, "poses_per_s": len(ds) / max(elapsed, 1e-9)}
-        exp.write_metrics(out)
+        card = protocol_card(cfg, "test", ds, train_cfg=_training_config(ckpt))
+        log.info("results on the test split:\n%s\n%s", report(metrics), card)
+        log.info("test: %s (%.0f poses/s)", headline_text(metrics),
+                 len(ds) / max(elapsed, 1e-9))
+        reference = _mean_pose_reference(cfg, ckpt, ds, log)
+        out = {"checkpoint": ckpt["path"], "checkpoint_kind": kind,
+               **metrics_record(metrics, "test"), "mean_pose_test_mpjpe": reference,
+               "protocol": card, "poses_per_s": len(ds) / max(elapsed, 1e-9),
+               "num_threads": threads}
         if cfg.TEST.vis:
             from lib.engine.visualize import write_visuals
             written = write_visuals(cfg, ctx, ds, pred, metrics, exp.vis_dir)
             log.info("wrote %d files to %s", len(written), exp.vis_dir)
+        exp.mark(STATUS_FINISHED, metrics=out)
         return out
+    except BaseException as exc:
+        _mark_failed(exp, exc)
+        raise
     finally:
         cleanup(rt)
+
+
+def _training_config(ckpt):
+    """The config the checkpoint was trained with (ours store it), or None (official files)."""
+    from lib.config import Config, _wrap
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict):
+        return None
+    cfg = _wrap(saved)
+    try:
+        cfg.TRAIN.select_on, cfg.DATASET.val_fraction, cfg.MODEL.name   # noqa: B018
+    except AttributeError:
+        return None
+    return cfg if isinstance(cfg, Config) else None
+
+
+def _mean_pose_reference(cfg, ckpt, test_ds, log):
+    """The mean-pose MPJPE on test, as train.py reports it: from the mean training pose the
+    checkpoint stores, else from the training split (read from its cache, no mesh targets)."""
+    pose = ckpt.get("mean_pose")
+    if pose is not None and tuple(pose.shape[1:]) == tuple(test_ds.tensors["target_3d"].shape[1:]):
+        value, source = mean_pose_mpjpe(None, test_ds, pose), "stored in the checkpoint"
+    else:
+        log.info("the checkpoint stores no mean training pose (an official or older one): "
+                 "reading the training split for the mean-pose reference")
+        try:
+            from lib.data.build import check_sources
+            check_sources(cfg, ("train",))
+            value = mean_pose_mpjpe(_datasets(cfg, ("train",), None)["train"], test_ds)
+        except PoseError as exc:
+            log.info("no mean-pose reference: the training split cannot be read (%s)", exc)
+            return None
+        source = "from the training split"
+    log.info("for reference, predicting the mean training pose (%s) gives %.2f mm on test",
+             source, value)
+    return value
 
 
 def load_weights(model, ckpt, cfg) -> str:

@@ -202,8 +202,9 @@ def per_action_table(errors_mm, pa_errors_mm: Optional[np.ndarray], action_idx,
     ``group_by='sequence'``. Returns ``{"actions": {name: {"mpjpe", "pa_mpjpe", "frames"}}``
     (present groups only, in order), ``"order"`` (every name), ``"group_by"``, ``"average"``
     (unweighted mean of the per-group means, the number papers quote, with ``num_actions``) and
-    ``"total"`` (frame-weighted mean, with ``frames``). ``pa_errors_mm`` may be None, giving NaN
-    PA columns.
+    ``"total"`` (frame-weighted mean, with ``frames``) and ``"headline"`` (which of the two the
+    protocol reports first, see :func:`headline`). ``pa_errors_mm`` may be None, giving NaN PA
+    columns.
     """
     names = dict(ACTION_NAME if action_names is None else action_names)
     err = _to_numpy_1d(errors_mm, "errors_mm").astype(np.float64)
@@ -233,7 +234,42 @@ def per_action_table(errors_mm, pa_errors_mm: Optional[np.ndarray], action_idx,
              "pa_mpjpe": float(pa.mean()) if len(pa) else float("nan"),
              "frames": int(len(err))}
     return {"actions": actions, "order": list(names.values()), "group_by": group_by,
-            "average": average, "total": total}
+            "average": average, "total": total, "headline": headline_kind(group_by)}
+
+
+# The headline number of a table: the Human3.6M protocols (the papers' tables, the public
+# GraphSH --evaluate) quote the unweighted mean over the actions; a table without actions (one
+# row per sequence) has no such protocol, and its headline is the frame-weighted mean.
+HEADLINE_ACTION_MEAN = "action_mean"
+HEADLINE_FRAME_MEAN = "frame_mean"
+
+
+def headline_kind(group_by: str) -> str:
+    """HEADLINE_ACTION_MEAN for a per-action table, HEADLINE_FRAME_MEAN otherwise."""
+    return HEADLINE_ACTION_MEAN if group_by == "action" else HEADLINE_FRAME_MEAN
+
+
+def headline(table: dict) -> dict:
+    """The table's headline and both means, labelled.
+
+    ``{"kind", "label", "mpjpe", "pa_mpjpe", "mpjpe_action_mean", "pa_mpjpe_action_mean",
+    "mpjpe_frame_mean", "pa_mpjpe_frame_mean"}``; the action means are None for a table
+    without actions. ``label`` says in words which mean the headline is.
+    """
+    kind = table.get("headline", headline_kind(table.get("group_by", "action")))
+    avg, tot = table["average"], table["total"]
+    by_action = table.get("group_by", "action") == "action"
+    out = {"kind": kind,
+           "mpjpe_action_mean": avg["mpjpe"] if by_action else None,
+           "pa_mpjpe_action_mean": avg["pa_mpjpe"] if by_action else None,
+           "mpjpe_frame_mean": tot["mpjpe"], "pa_mpjpe_frame_mean": tot["pa_mpjpe"]}
+    if kind == HEADLINE_ACTION_MEAN:
+        out.update(mpjpe=avg["mpjpe"], pa_mpjpe=avg["pa_mpjpe"],
+                   label=f"mean of the {avg['num_actions']} actions")
+    else:
+        out.update(mpjpe=tot["mpjpe"], pa_mpjpe=tot["pa_mpjpe"],
+                   label=f"frame mean of {tot['frames']} frames")
+    return out
 
 
 def format_action_table(table: dict, name_width: int = 24, col_width: int = 12) -> str:
@@ -254,9 +290,14 @@ def format_action_table(table: dict, name_width: int = 24, col_width: int = 12) 
                      f"{num(vals[2], '{:d}'):>{col_width}}")
     lines.append("-" * len(header))
     avg, tot = table["average"], table["total"]
+    kind = table.get("headline", headline_kind(group))
+    mark = {HEADLINE_ACTION_MEAN: ("   <- headline (action mean)", ""),
+            HEADLINE_FRAME_MEAN: ("", "   <- headline (frame mean)")}
+    avg_mark, tot_mark = mark.get(kind, ("", ""))
     lines.append(f"{'Average (%d %ss)' % (avg['num_actions'], group):<{name_width}}"
                  f"{num(avg['mpjpe']):>{col_width}}{num(avg['pa_mpjpe']):>{col_width}}"
-                 f"{'':>{col_width}}")
+                 f"{'':>{col_width}}{avg_mark}")
     lines.append(f"{'Total (frame-weighted)':<{name_width}}{num(tot['mpjpe']):>{col_width}}"
-                 f"{num(tot['pa_mpjpe']):>{col_width}}{num(tot['frames'], '{:d}'):>{col_width}}")
+                 f"{num(tot['pa_mpjpe']):>{col_width}}{num(tot['frames'], '{:d}'):>{col_width}}"
+                 f"{tot_mark}")
     return "\n".join(lines)

@@ -9,9 +9,7 @@ caches them keyed by the body model's fingerprint, and picks the levels.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from lib.fileio import atomic_write
 from lib.graphs import coarsening
 
 DEFAULT_NUM_LEVELS = 9
@@ -152,15 +151,8 @@ def _save(path: Path, hierarchy: MeshHierarchy, faces_digest: str) -> None:
         "indices": np.concatenate([lv.weights.indices for lv in levels]).astype(np.int64),
         "data": np.concatenate([lv.weights.data for lv in levels]).astype(np.float32),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)  # atomic: readers never see a half-written cache
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    # atomic: readers never see a half-written cache
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def _load(path: Path, faces_digest: str):

@@ -26,11 +26,13 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from lib.errors import PoseError
+
 INCH_MM = 25.4
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf"
 
 
-class MocapFormatError(ValueError):
+class MocapFormatError(PoseError, ValueError):
     """A motion-capture file that cannot be read; the message names the file and the line."""
 
 
