@@ -6,9 +6,15 @@
 
 ``--src``/``--dst`` of the JSON side is the root that holds ``Human36M/annotations/``; of the
 npz side, the folder that holds ``data_3d_h36m.npz``. JSON -> npz -> JSON is exact: the npz
-writer stores our extra keys (world mm, frame indices, SMPL, cameras; see lib/data/formats/h36m_npz.py).
-The JSON has no 2D keypoints, so the npz 2D file holds the joints projected through the
-cameras; npz -> JSON drops 2D keypoints, and needs 17 or 32 3D joints.
+writer stores our extra keys (world mm, frame indices, SMPL, cameras; see
+lib/data/formats/h36m_npz.py). The JSON has no 2D keypoints, so the npz 2D file holds the joints
+projected through the cameras; npz -> JSON drops 2D keypoints, and needs 17 or 32 3D joints.
+Sequence names follow Human3.6M's own table (lib/data/formats/h36m_sequences.csv), and the 3D
+npz holds the real file's 32 joints.
+
+Existing output files are replaced only if this project's data tools wrote them (listed,
+unchanged, in ``<dst>/pose_data_manifest.json``, which every conversion updates); anything else
+(real data, a file edited since) is refused unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -23,23 +29,37 @@ if __package__ in (None, ""):  # run as a script: put the repository root on sys
 
 import numpy as np  # noqa: E402
 
-from lib.data.errors import DataFormatError, MissingDataFileError  # noqa: E402
-from lib.data.formats.h36m_npz import read_h36m_npz, write_h36m_npz  # noqa: E402
-from lib.data.formats.h36m_json import (read_h36m_json, read_h36m_regressor,  # noqa: E402
-                                     write_h36m_json)
+from lib.data.errors import MissingDataFileError  # noqa: E402
+from lib.data.formats.h36m_npz import FILE_3D, file_2d, read_h36m_npz, write_h36m_npz  # noqa: E402
+from lib.data.formats.h36m_json import (REGRESSOR_FILE, annotation_path,  # noqa: E402
+                                        read_h36m_json, read_h36m_regressor, write_h36m_json)
+from lib.data.formats.written import record_written, refuse_foreign  # noqa: E402
+from lib.errors import PoseError  # noqa: E402
 
 LOG = logging.getLogger("pose.convert")
 
 
+JSON_KINDS = ("data", "camera", "joint_3d", "smpl_param")
+
+
 def json_to_npz(json_root, npz_root, keypoints: str = "gt", joints_2d: int = 16,
-                subjects=None) -> List[Path]:
-    """COCO-style JSON under ``json_root`` -> data_3d_h36m.npz + data_2d_h36m_<keypoints>.npz."""
+                subjects=None, overwrite: bool = False) -> List[Path]:
+    """COCO-style JSON under ``json_root`` -> data_3d_h36m.npz + data_2d_h36m_<keypoints>.npz.
+
+    Refuses (DataExistsError) to replace outputs this project did not write, unless
+    ``overwrite``.
+    """
+    npz_root = Path(npz_root)
+    tool = "convert.py json2npz"
+    refuse_foreign(npz_root, [npz_root / FILE_3D, npz_root / file_2d(keypoints)], tool, overwrite)
     corpus = read_h36m_json(json_root, subjects=subjects)
-    return write_h36m_npz(corpus, npz_root, keypoints=keypoints, joints_2d=joints_2d)
+    written = write_h36m_npz(corpus, npz_root, keypoints=keypoints, joints_2d=joints_2d)
+    record_written(npz_root, written, tool)
+    return written
 
 
 def npz_to_json(npz_root, json_root, regressor: Union[None, np.ndarray, str, Path] = None,
-                subjects=None) -> List[Path]:
+                subjects=None, overwrite: bool = False) -> List[Path]:
     """data_3d_h36m.npz under ``npz_root`` -> the four JSON files per subject under ``json_root``.
 
     ``regressor``: an array (17, V), a path to a .npy, or None (no regressor written).
@@ -53,7 +73,14 @@ def npz_to_json(npz_root, json_root, regressor: Union[None, np.ndarray, str, Pat
                 raise MissingDataFileError(path, "pass the path of J_regressor_h36m_correct.npy")
             regressor = np.load(path, allow_pickle=False)
     corpus = read_h36m_npz(npz_root, keypoints=None, subjects=subjects)
-    return write_h36m_json(corpus, json_root, regressor=regressor)
+    json_root, tool = Path(json_root), "convert.py npz2json"
+    targets = [annotation_path(json_root, s, kind) for s in corpus.subjects for kind in JSON_KINDS]
+    if regressor is not None:
+        targets.append(json_root / REGRESSOR_FILE)
+    refuse_foreign(json_root, targets, tool, overwrite)
+    written = write_h36m_json(corpus, json_root, regressor=regressor)
+    record_written(json_root, written, tool)
+    return written
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -69,14 +96,19 @@ def main(argv: Optional[list] = None) -> int:
         p.add_argument("--src", required=True, type=Path)
         p.add_argument("--dst", required=True, type=Path)
         p.add_argument("--subjects", type=int, nargs="*", default=None)
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace existing output files even if this project did not write "
+                            "them (by default only its own, unchanged outputs are replaced)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "json2npz":
-            paths = json_to_npz(args.src, args.dst, args.keypoints, args.joints_2d, args.subjects)
+            paths = json_to_npz(args.src, args.dst, args.keypoints, args.joints_2d, args.subjects,
+                                overwrite=args.overwrite)
         else:
-            paths = npz_to_json(args.src, args.dst, args.regressor, args.subjects)
-    except (DataFormatError, MissingDataFileError, ValueError) as exc:
+            paths = npz_to_json(args.src, args.dst, args.regressor, args.subjects,
+                                overwrite=args.overwrite)
+    except (PoseError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path in paths:

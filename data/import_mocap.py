@@ -4,9 +4,17 @@
         --subject 1 --action Walking --format npz json
     python data/import_mocap.py --bvh 02_01.bvh --bvh-unit cm --out data/CMU --action Walking
 
-BVH joints are matched by name to the CMU skeleton (ASF bone names, or the usual CMU-BVH names
-such as Hips, LeftUpLeg, LeftForeArm); the file's length unit and up axis are options, and a
-body that does not come out of human height is an error.
+BVH joints are matched by name to the CMU skeleton: by default ASF bone names or the usual
+CMU-BVH (MotionBuilder-like) names such as Hips, LeftUpLeg, LeftForeArm; ``--joint-map`` takes a
+shipped map (``cmu``, ``mixamo``, ``motionbuilder``, in lib/data/mocap/joint_maps/) or your own
+JSON/YAML file {file joint name: CMU bone name}. The file's length unit and up axis are
+options, and a body that does not come out of human height is an error.
+
+Importing into a folder that already holds data adds to it: the new sequences are merged into
+the existing ``.npz`` / JSON files (other subjects and sequences are kept). A sequence that is
+already there (same subject, action and sub-action) is an error unless ``--overwrite``, which
+replaces it; files this project's tools did not write (real data; see
+``pose_data_manifest.json``) are not rewritten without ``--overwrite`` either.
 
 Writes ``data_3d_h36m.npz`` + ``data_2d_h36m_gt.npz`` (``--format npz``, under ``--out``) and/or
 the COCO-style ``Human36M/annotations/Human36M_subject{S}_*.json`` (``--format json``). The
@@ -27,27 +35,93 @@ from typing import List, Optional
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.data.mocap.asf_amc import MocapFormatError  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lib.data.corpus import PoseCorpus  # noqa: E402
+from lib.data.formats.h36m_json import annotation_path  # noqa: E402
+from lib.data.formats.h36m_npz import FILE_3D, action_key, file_2d  # noqa: E402
+from lib.data.formats.written import (DataExistsError, record_written,  # noqa: E402
+                                      refuse_foreign)
 from lib.data.mocap.to_h36m import (H36M_FPS, LENGTH_UNITS_MM, ImportOptions,  # noqa: E402
-                                import_bvh_clips, import_clips)
+                                    import_bvh_clips, import_clips, shipped_joint_maps)
+from lib.errors import PoseError  # noqa: E402
 from lib.geometry.h36m_calibration import EXTRINSICS  # noqa: E402
 
 LOG = logging.getLogger("pose.import_mocap")
 DEFAULT_CAMERA_SUBJECT = 1
+TOOL = "import_mocap.py"
+JSON_KINDS = ("data", "camera", "joint_3d", "smpl_param")
 
 
-def write_corpus(corpus, out: Path, formats, joints_2d: int = 16) -> List[Path]:
-    """Write ``corpus`` in each requested format; returns the files written."""
+def merge_corpora(existing: PoseCorpus, new: PoseCorpus, where: Path,
+                  overwrite: bool = False) -> PoseCorpus:
+    """``existing`` plus the sequences of ``new``; a sequence in both is an error unless
+    ``overwrite`` (then the new one replaces it). A subject in both must have the same cameras."""
+    for subject in sorted(set(existing.cameras) & set(new.cameras)):
+        old, cur = existing.cameras[subject], new.cameras[subject]
+        same = sorted(old) == sorted(cur) and all(
+            np.allclose(old[c].R, cur[c].R) and np.allclose(old[c].t, cur[c].t) for c in old)
+        if not same:
+            raise DataExistsError(
+                f"{where}: subject S{subject} there was filmed through other cameras than this "
+                f"import's; import with the same --camera-subject as before, or as another "
+                f"--subject")
+    keys = {s.key for s in new.sequences}
+    clashes = [s for s in existing.sequences if s.key in keys]
+    if clashes and not overwrite:
+        names = ", ".join(f"S{s.subject} '{action_key(*s.key)}' (action {s.action_idx}, "
+                          f"sub-action {s.subaction_idx})" for s in clashes[:3])
+        raise DataExistsError(
+            f"{where} already holds {names}{', ...' if len(clashes) > 3 else ''}: this import "
+            f"would replace {'it' if len(clashes) == 1 else 'them'}. Import as another --subject "
+            f"or --action, into another --out, or pass --overwrite to replace "
+            f"{'it' if len(clashes) == 1 else 'them'}.")
+    kept = [s for s in existing.sequences if s.key not in keys]
+    return PoseCorpus(sorted(kept + list(new.sequences), key=lambda q: q.key),
+                      {**existing.cameras, **new.cameras}, source=new.source)
+
+
+def _check_2d_joints(corpus: PoseCorpus, path: Path, joints_2d: int) -> None:
+    from lib.geometry.skeleton import SKELETONS
+    have = {SKELETONS[s.keypoints_2d_joint_set].num_joints for s in corpus.sequences
+            if s.keypoints_2d and s.keypoints_2d_joint_set}
+    if have and have != {joints_2d}:
+        raise DataExistsError(f"{path} holds {sorted(have)[0]}-joint 2D keypoints; import with "
+                              f"--joints-2d {sorted(have)[0]} to add to it, or into another --out")
+
+
+def write_corpus(corpus, out: Path, formats, joints_2d: int = 16,
+                 overwrite: bool = False) -> List[Path]:
+    """Write ``corpus`` in each requested format, merged into what ``out`` already holds
+    (:func:`merge_corpora`); returns the files written and records them as ours."""
+    out = Path(out)
     written: List[Path] = []
     for fmt in formats:
         if fmt == "npz":
-            from lib.data.formats.h36m_npz import write_h36m_npz
-            written += list(write_h36m_npz(corpus, out, keypoints="gt", joints_2d=joints_2d))
+            from lib.data.formats.h36m_npz import read_h36m_npz, write_h36m_npz
+            targets = [out / FILE_3D, out / file_2d("gt")]
+            refuse_foreign(out, targets, TOOL, overwrite)
+            merged = corpus
+            if targets[0].is_file():
+                existing = read_h36m_npz(out, keypoints="gt" if targets[1].is_file() else None)
+                _check_2d_joints(existing, targets[1], joints_2d)
+                merged = merge_corpora(existing, corpus, targets[0], overwrite)
+            paths = write_h36m_npz(merged, out, keypoints="gt", joints_2d=joints_2d)
         elif fmt == "json":
-            from lib.data.formats.h36m_json import write_h36m_json
-            written += list(write_h36m_json(corpus, out, regressor=None))
+            from lib.data.formats.h36m_json import read_h36m_json, write_h36m_json
+            targets = [annotation_path(out, s, k) for s in corpus.subjects for k in JSON_KINDS]
+            refuse_foreign(out, targets, TOOL, overwrite)
+            there = [s for s in corpus.subjects if annotation_path(out, s, "data").is_file()]
+            merged = corpus
+            if there:
+                existing = read_h36m_json(out, subjects=there)
+                merged = merge_corpora(existing, corpus, out / "Human36M" / "annotations",
+                                       overwrite)
+            paths = write_h36m_json(merged, out, regressor=None)
         else:
             raise ValueError(f"unknown format '{fmt}' (expected npz or json)")
+        record_written(out, paths, TOOL)
+        written += list(paths)
     return written
 
 
@@ -60,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"length unit of the BVH files: {', '.join(LENGTH_UNITS_MM)} or mm per "
                         f"unit (default cm)")
     p.add_argument("--bvh-up", choices=("y", "z"), default="y", help="up axis of the BVH files")
+    p.add_argument("--joint-map", default=None,
+                   help=f"BVH joint names -> CMU bones: a shipped map "
+                        f"({', '.join(shipped_joint_maps())}) or a JSON/YAML file (default: ASF "
+                        f"bone names and the usual CMU-BVH names)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace sequences that are already in --out, and allow rewriting data "
+                        "files this project did not write")
     p.add_argument("--out", required=True, type=Path, help="output root")
     p.add_argument("--subject", type=int, default=1, help="H36M subject id of the sequences")
     p.add_argument("--action", nargs="+", default=["Walking"],
@@ -101,12 +182,13 @@ def main(argv: Optional[list] = None) -> int:
     try:
         if args.bvh:
             corpus = import_bvh_clips(args.bvh, subject=args.subject, actions=actions,
-                                      options=options, unit=args.bvh_unit, up=args.bvh_up)
+                                      options=options, unit=args.bvh_unit, up=args.bvh_up,
+                                      joint_map=args.joint_map)
         else:
             corpus = import_clips(args.asf, args.amc, subject=args.subject, actions=actions,
                                   options=options)
-        paths = write_corpus(corpus, args.out, args.format, args.joints_2d)
-    except (MocapFormatError, FileNotFoundError, ValueError) as exc:
+        paths = write_corpus(corpus, args.out, args.format, args.joints_2d, args.overwrite)
+    except (PoseError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for seq in corpus.sequences:

@@ -151,3 +151,34 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_bytes(b"\x80\x02}q\x00.")                     # an empty pickled dict
     with pytest.raises(BodyModelError, match="kintree_table|key"):
         BodyModel.from_dir(tmp_path)
+
+
+# Globals that numpy 1.24 / SciPy < 1.8 (the originals' environments) can resolve, and that the
+# official SMPL pickles use; numpy 2 pickles arrays through 'numpy._core', SciPy >= 1.8 names
+# 'scipy.sparse._csc', neither of which those versions have.
+NUMPY_124_GLOBALS = {"numpy.core.multiarray._reconstruct", "numpy.core.multiarray.scalar",
+                     "numpy.ndarray", "numpy.dtype", "scipy.sparse.csc.csc_matrix",
+                     "chumpy.ch.Ch", "_codecs.encode", "__builtin__.set", "copy_reg._reconstructor",
+                     "__builtin__.object"}
+
+
+@pytest.mark.filterwarnings("ignore:.*scipy.sparse.csc:DeprecationWarning")
+def test_body_model_pickle_names_only_numpy_124_globals(model_dir, raw):
+    import pickle
+    from lib.body.portable_pickle import dumps, pickled_globals
+    from lib.body.synthetic_model import MODEL_FILES
+    for name in MODEL_FILES.values():
+        data = (model_dir / name).read_bytes()
+        found = pickled_globals(data)
+        assert found <= NUMPY_124_GLOBALS, found - NUMPY_124_GLOBALS
+        assert not any(g.startswith(("numpy._core", "scipy.sparse._")) for g in found)
+        assert {"numpy.core.multiarray._reconstruct", "scipy.sparse.csc.csc_matrix"} <= found
+        loaded = pickle.loads(data, encoding="latin1")
+        assert sp.issparse(loaded["J_regressor"]) and loaded["J_regressor"].format == "csc"
+    # the plain pickler would have named the new modules (this is what the fix is about)
+    plain = pickled_globals(pickle.dumps({"a": raw["v_template"], "r": raw["J_regressor"]}, 2))
+    assert "numpy._core.multiarray._reconstruct" in plain
+    assert "scipy.sparse._csc.csc_matrix" in plain
+    portable = pickle.loads(dumps({"a": raw["v_template"], "r": raw["J_regressor"]}))
+    np.testing.assert_array_equal(portable["a"], raw["v_template"])
+    assert (portable["r"] != raw["J_regressor"]).nnz == 0

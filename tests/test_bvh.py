@@ -6,7 +6,8 @@ import pytest
 
 from lib.data.mocap import bvh
 from lib.data.mocap.asf_amc import MocapFormatError, read_amc, read_asf
-from lib.data.mocap.to_h36m import (BVH_ALIASES, ImportOptions, bvh_to_h36m32, cmu_to_h36m32,
+from lib.data.mocap.to_h36m import (BVH_ALIASES, CMU_TO_H36M, ImportOptions, bvh_to_h36m32,
+                                cmu_to_h36m32,
                                 import_bvh_clips, import_clips)
 
 # Root at (1, 2, 3) with a 90 deg Z turn in frame 2; joint A 10 units up the root's y axis,
@@ -191,3 +192,130 @@ def test_writer_keeps_motion_columns_with_their_joints(tmp_path):
     assert set(want) == set(got)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- joint maps
+# A CMU-structured body (ASF bone names, each joint where its bone starts), centimetres, Y up.
+_CMU_BODY = [  # (bone, parent, offset from the parent joint, End Site or None)
+    ("root", None, (0, 0, 0), None),
+    ("lowerback", "root", (0, 0, 0), None), ("upperback", "lowerback", (0, 12, 0), None),
+    ("thorax", "upperback", (0, 12, 0), None), ("lowerneck", "thorax", (0, 20, 0), None),
+    ("upperneck", "lowerneck", (0, 6, 0), None), ("head", "upperneck", (0, 6, 0), (0, 18, 2)),
+]
+for _s, _x in (("l", 1), ("r", -1)):
+    _CMU_BODY += [
+        (f"{_s}hipjoint", "root", (0, 0, 0), None),
+        (f"{_s}femur", f"{_s}hipjoint", (9 * _x, -5, 0), None),
+        (f"{_s}tibia", f"{_s}femur", (0, -42, 0), None),
+        (f"{_s}foot", f"{_s}tibia", (0, -40, 0), None),
+        (f"{_s}toes", f"{_s}foot", (0, -6, 12), (0, 0, 5)),
+        (f"{_s}clavicle", "thorax", (0, 20, 0), None),
+        (f"{_s}humerus", f"{_s}clavicle", (16 * _x, 0, 0), None),
+        (f"{_s}radius", f"{_s}humerus", (28 * _x, 0, 0), None),
+        (f"{_s}wrist", f"{_s}radius", (25 * _x, 0, 0), None),
+        (f"{_s}hand", f"{_s}wrist", (3 * _x, 0, 0), None),
+        (f"{_s}fingers", f"{_s}hand", (8 * _x, 0, 0), (4 * _x, 0, 0)),
+        (f"{_s}thumb", f"{_s}wrist", (3 * _x, 0, 0), (3 * _x, 0, 3)),
+    ]
+
+
+def cmu_body_clip(rename=None, frames=20, seed=0):
+    """The body above with random motion; ``rename`` maps bone -> joint name in the file."""
+    rename = rename or {}
+    rot = ("Zrotation", "Xrotation", "Yrotation")
+    index, joints = {}, []
+    for bone, parent, offset, site in _CMU_BODY:
+        index[bone] = len(joints)
+        joints.append(bvh.BvhJoint(rename.get(bone, bone), -1 if parent is None else index[parent],
+                                   np.array(offset, float),
+                                   (bvh.POSITION_CHANNELS + rot) if parent is None else rot,
+                                   None if site is None else np.array(site, float)))
+    rng = np.random.default_rng(seed)
+    motion = rng.uniform(-20, 20, (frames, 6 + 3 * (len(joints) - 1)))
+    motion[:, :3] = rng.uniform(-50, 50, 3) + [0, 95, 0]         # root position, cm
+    return bvh.BvhClip(joints, 0.02, motion, "test body")
+
+
+def _mixamo_names():
+    from lib.data.mocap.to_h36m import JOINT_MAP_DIR
+    import json
+    joints = json.loads((JOINT_MAP_DIR / "mixamo.json").read_text())["joints"]
+    names = {bone: name for name, bone in joints.items()}
+    # bones Mixamo has no joint for get names no map lists
+    return {b: names.get(b, f"mixamorig:Extra_{b}") for b, _, _, _ in _CMU_BODY}
+
+
+def test_mixamo_named_bvh_gives_the_same_joints_as_cmu_names(tmp_path):
+    from lib.data.mocap.to_h36m import load_joint_map
+    cmu = bvh.write_bvh(tmp_path / "cmu.bvh", cmu_body_clip())
+    mixamo = bvh.write_bvh(tmp_path / "mixamo.bvh", cmu_body_clip(_mixamo_names()))
+    names = {j.name for j in bvh.read_bvh(mixamo).joints}
+    assert {"mixamorig:Hips", "mixamorig:LeftUpLeg", "mixamorig:RightForeArm"} <= names
+    opts = ImportOptions(joint_set="h36m32", fps_out=None)
+    want = import_bvh_clips([cmu], options=opts, unit="cm").sequences[0].joints_world
+    got = import_bvh_clips([mixamo], options=opts, unit="cm",
+                           joint_map="mixamo").sequences[0].joints_world
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # the hand's end is where the fingers start, not its first child (the thumb)
+    j32 = bvh_to_h36m32(bvh.read_bvh(cmu), "cm", joint_map=load_joint_map("cmu"))
+    fk = bvh.forward_kinematics(bvh.read_bvh(cmu))
+    np.testing.assert_allclose(j32[:, 22], (fk["lfingers"] * 10) @ CMU_TO_H36M.T, atol=1e-9)
+    # without the map, the Mixamo names are not understood: the error names the way out
+    with pytest.raises(ValueError, match="--joint-map"):
+        import_bvh_clips([mixamo], options=opts, unit="cm")
+
+
+def test_a_users_yaml_joint_map_and_bad_maps(tmp_path):
+    from lib.data.mocap.asf_amc import MocapFormatError
+    rename = {b: f"Bone_{b.upper()}" for b, _, _, _ in _CMU_BODY}
+    path = bvh.write_bvh(tmp_path / "mine.bvh", cmu_body_clip(rename))
+    yml = tmp_path / "map.yml"
+    yml.write_text("".join(f'"Bone_{b.upper()}": {b}\n' for b, _, _, _ in _CMU_BODY))
+    cmu = bvh.write_bvh(tmp_path / "cmu.bvh", cmu_body_clip())
+    np.testing.assert_allclose(import_bvh_clips([path], joint_map=yml).sequences[0].joints_world,
+                               import_bvh_clips([cmu]).sequences[0].joints_world, atol=1e-4)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"joints": {"Hips": "root", "LeftUpLeg": "left_thigh"}}')
+    with pytest.raises(MocapFormatError, match=r"bad.json: entry 'LeftUpLeg': 'left_thigh' is "
+                                               r"not a CMU bone name"):
+        import_bvh_clips([path], joint_map=bad)
+    with pytest.raises(MocapFormatError, match="not found.*shipped maps cmu, mixamo"):
+        import_bvh_clips([path], joint_map=tmp_path / "absent.json")
+
+
+def test_a_second_import_adds_and_a_clash_is_refused(tmp_path, capsys):
+    from data.import_mocap import main
+    from lib.data.formats.h36m_json import read_h36m_json
+    from lib.data.formats.h36m_npz import read_h36m_npz
+    cmu = bvh.write_bvh(tmp_path / "cmu.bvh", cmu_body_clip())
+    mixamo = bvh.write_bvh(tmp_path / "mixamo.bvh", cmu_body_clip(_mixamo_names(), seed=1))
+    out = tmp_path / "out"
+    assert main(["--bvh", str(cmu), "--out", str(out), "--subject", "1"]) == 0
+    assert main(["--bvh", str(mixamo), "--joint-map", "mixamo", "--out", str(out),
+                 "--subject", "1", "--action", "Eating"]) == 0
+    assert main(["--bvh", str(cmu), "--out", str(out), "--subject", "5"]) == 0
+    npz, js = read_h36m_npz(out), read_h36m_json(out)
+    keys = [(1, 4, 1), (1, 14, 1), (5, 14, 1)]
+    assert sorted(s.key for s in npz.sequences) == keys == sorted(s.key for s in js.sequences)
+    first = import_bvh_clips([cmu], options=ImportOptions(joint_set="h36m32"))
+    np.testing.assert_allclose(npz.sequence(1, 14, 1).joints_world,
+                               first.sequences[0].joints_world, atol=1e-3)
+    # the same sequence again: refused, nothing changed on disk
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["--bvh", str(mixamo), "--joint-map", "mixamo", "--out", str(out),
+                 "--subject", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds S1 'Walking 1' (action 14, sub-action 1)" in err and "--overwrite" in err
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["--bvh", str(mixamo), "--joint-map", "mixamo", "--out", str(out),
+                 "--subject", "1", "--overwrite"]) == 0
+    replaced = read_h36m_npz(out).sequence(1, 14, 1).joints_world
+    assert np.abs(replaced - npz.sequence(1, 14, 1).joints_world).max() > 10
+    assert len(read_h36m_npz(out).sequences) == 3
+    # a folder with data files this project did not write is not touched
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    np.savez(foreign / "data_3d_h36m.npz", positions_3d=np.zeros(3))
+    assert main(["--bvh", str(cmu), "--out", str(foreign), "--format", "npz"]) == 2
+    assert "not written by this project's data tools" in capsys.readouterr().err

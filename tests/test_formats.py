@@ -17,8 +17,7 @@ import pytest
 from data.convert import json_to_npz, main as convert_main, npz_to_json
 from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 from lib.data.errors import DataFormatError, MissingDataFileError, missing_file_error
-from lib.data.formats.h36m_npz import (FILE_3D, action_key, file_2d, read_h36m_npz, subaction_rule,
-                           write_h36m_npz)
+from lib.data.formats.h36m_npz import FILE_3D, file_2d, read_h36m_npz, write_h36m_npz
 from lib.data.formats.h36m_json import (annotation_path, read_h36m_json, read_h36m_regressor,
                                      write_h36m_json)
 from data.prepare_data_h36m import main as prepare_main, prepare_from_archive
@@ -180,7 +179,7 @@ def test_json_layout_fields(json_root):
     assert (image["width"], image["height"], image["subject"]) == (1000, 1000, 5)
     assert image["action_name"] == "Photo"
     ann = next(a for a in data["annotations"] if a["image_id"] == image["id"])
-    assert ann["keypoints_vis"] == [1] * 17
+    assert ann["keypoints_vis"] == [True] * 17
     # the box holds every projected joint of that frame
     joints = make_corpus().sequence(5, 12, 2).joints_world[1]   # frame_idx 9 = 5*1 + 2*2
     uv = project_vp3d(joints, 5, 3)
@@ -244,9 +243,10 @@ def test_json_to_npz_to_json_is_exact(json_root, tmp_path):
     positions = load_npz(tmp_path / "npz" / FILE_3D)["positions_3d"]
     assert sorted(positions) == ["S1", "S5"]
     assert sorted(positions["S1"]) == ["Directions", "Directions 1", "Photo", "Photo 1"]
-    arr = positions["S5"]["Photo 1"]
-    assert arr.dtype == np.float32 and arr.shape == (NUM_FRAMES, 17, 3)
-    np.testing.assert_allclose(arr * 1000, original.sequence(5, 12, 2).joints_world, atol=1e-3)
+    arr = positions["S5"]["Photo 2"]           # S5 (12, 2) by Human3.6M's table
+    assert arr.dtype == np.float32 and arr.shape == (NUM_FRAMES, 32, 3)
+    np.testing.assert_allclose(arr[:, list(KEEP_32_TO_17)] * 1000,
+                               original.sequence(5, 12, 2).joints_world, atol=1e-3)
     two_d = load_npz(tmp_path / "npz" / file_2d("gt"))
     assert two_d["metadata"] == {"num_joints": 16, "keypoints_symmetry": [[4, 5, 6, 10, 11, 12],
                                                                           [1, 2, 3, 13, 14, 15]]}
@@ -271,7 +271,7 @@ def test_public_npz_layout_without_extras(tmp_path):
     write_h36m_npz(corpus, tmp_path, extras=False)
     assert sorted(load_npz(tmp_path / FILE_3D)) == ["positions_3d"]
     back = read_h36m_npz(tmp_path)
-    seq = back.sequence(5, 12, 2)      # 'Photo 1' sorts after 'Photo'
+    seq = back.sequence(5, 12, 2)      # 'Photo 2' by the table
     assert seq.joints_world.dtype == np.float32
     np.testing.assert_allclose(seq.joints_world, corpus.sequence(5, 12, 2).joints_world,
                                atol=1e-3)
@@ -301,25 +301,10 @@ def test_an_npz_whose_objects_would_run_code_is_refused(tmp_path, capsys):
     assert len(read_h36m_npz(tmp_path).sequences) == len(corpus.sequences)
 
 
-def test_subaction_rule_and_writer_names_agree():
-    keys = ["Directions 1", "Directions", "Eating 2", "Eating", "Sitting 2", "Sitting 1",
-            "TakingPhoto 1", "TakingPhoto", "WalkDog 1", "Greeting 1"]
-    assert subaction_rule(keys) == {
-        "Directions": (2, 1), "Directions 1": (2, 2), "Eating": (4, 1), "Eating 2": (4, 2),
-        "Sitting 1": (9, 1), "Sitting 2": (9, 2), "TakingPhoto": (12, 1),
-        "TakingPhoto 1": (12, 2), "WalkDog 1": (15, 1), "Greeting 1": (5, 1)}
-    written = [action_key(a, s) for a in (2, 16) for s in (2, 1)]
-    assert written == ["Directions 1", "Directions", "WalkTogether 1", "WalkTogether"]
-    assert subaction_rule(written) == {"Directions": (2, 1), "Directions 1": (2, 2),
-                                       "WalkTogether": (16, 1), "WalkTogether 1": (16, 2)}
-    with pytest.raises(ValueError, match="more than two"):
-        subaction_rule(["Eating", "Eating 1", "Eating 2"])
-
-
 def test_gt_2d_is_the_distorted_projection(tmp_path):
     corpus = make_corpus()
     write_h36m_npz(corpus, tmp_path, joints_2d=16)
-    views = load_npz(tmp_path / file_2d("gt"))["positions_2d"]["S5"]["Photo 1"]
+    views = load_npz(tmp_path / file_2d("gt"))["positions_2d"]["S5"]["Photo 2"]
     joints16 = corpus.sequence(5, 12, 2).joints_world[:, list(KEEP_17_TO_16)]
     for cam_idx, view in enumerate(views, start=1):
         assert view.dtype == np.float32 and view.shape == (NUM_FRAMES, 16, 2)
@@ -360,9 +345,9 @@ def test_detections_are_trimmed_to_the_mocap_length(tmp_path, caplog):
     write_h36m_npz(make_corpus(), tmp_path, keypoints="cpn_ft_h36m_dbb", joints_2d=17)
     path = tmp_path / file_2d("cpn_ft_h36m_dbb")
     content = load_npz(path)
-    views = content["positions_2d"]["S1"]["Directions 1"]
+    views = content["positions_2d"]["S1"]["Directions"]      # S1 (2, 2)
     original = [v.copy() for v in views]
-    content["positions_2d"]["S1"]["Directions 1"] = [
+    content["positions_2d"]["S1"]["Directions"] = [
         np.concatenate([v, np.full((3 + i, 17, 2), 7.0, np.float32)]) for i, v in enumerate(views)]
     content["positions_2d"]["S2"] = {"Directions": [np.zeros((4, 17, 2), np.float32)] * 4}
     save_npz(path, **content)
@@ -544,14 +529,14 @@ def npz_missing_action_2d(root, c3, c2):
 
 @_npz_edit
 def npz_short_2d(root, c3, c2):
-    c2["positions_2d"]["S5"]["Directions"][0] = c2["positions_2d"]["S5"]["Directions"][0][:4]
-    return root / file_2d("gt"), "positions_2d/S5/Directions[0]"
+    c2["positions_2d"]["S5"]["Directions 1"][0] = c2["positions_2d"]["S5"]["Directions 1"][0][:4]
+    return root / file_2d("gt"), "positions_2d/S5/Directions 1[0]"
 
 
 @_npz_edit
 def npz_mixed_joint_counts(root, c3, c2):
-    c2["positions_2d"]["S5"]["Directions"][1] = np.zeros((NUM_FRAMES, 17, 2), np.float32)
-    return root / file_2d("gt"), "positions_2d/S5/Directions[1]"
+    c2["positions_2d"]["S5"]["Directions 1"][1] = np.zeros((NUM_FRAMES, 17, 2), np.float32)
+    return root / file_2d("gt"), "positions_2d/S5/Directions 1[1]"
 
 
 @pytest.mark.parametrize("corrupt", [npz_missing_positions, npz_nan_2d, npz_wrong_3d_shape,
@@ -704,3 +689,103 @@ def test_scripts_run_from_anywhere(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "missing data file" in result.stderr and "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- writer details
+def test_json_writes_trans_nested_and_visibility_booleans(json_root):
+    smpl = load_json(annotation_path(json_root, 1, "smpl_param"))
+    entry = smpl["2"]["1"]["2"]
+    assert len(entry["trans"]) == 1 and len(entry["trans"][0]) == 3     # [[x, y, z]]
+    expected = make_corpus().sequence(1, 2, 1).smpl.trans[0]
+    np.testing.assert_array_equal(entry["trans"][0], expected)
+    ann = load_json(annotation_path(json_root, 1, "data"))["annotations"][0]
+    assert ann["keypoints_vis"] == [True] * 17
+    assert all(type(v) is bool for v in ann["keypoints_vis"])
+
+
+def test_degenerate_boxes_are_dropped_as_the_official_loader_does(json_root, caplog):
+    from lib.data.formats.h36m_json import degenerate_boxes
+    # process_bbox: clip to the image, keep iff w*h > 0 and x2 >= x1 and y2 >= y1
+    boxes = np.array([[10, 10, 50, 80], [10, 10, 0, 80], [10, 10, 50, -3], [1200, 10, 50, 50],
+                      [-100, -100, 50, 50], [-100, -100, 150, 150], [999, 999, 1, 1]], float)
+    np.testing.assert_array_equal(degenerate_boxes(boxes, np.full(7, 1000), np.full(7, 1000)),
+                                  [False, True, True, True, False, False, False])
+    # x=-100, w=50: x1 = 0, x2 = min(999, 0 + 49) = 49 >= 0, kept (as in Pose2Mesh's code)
+    path = annotation_path(json_root, 1, "data")
+    data = load_json(path)
+    image = {im["id"]: im for im in data["images"]}
+    hit = []
+    for ann in data["annotations"]:
+        im = image[ann["image_id"]]
+        key = (im["action_idx"], im["subaction_idx"], im["cam_idx"], im["frame_idx"])
+        if key == (2, 1, 2, 7):
+            ann["bbox"][2] = 0.0                   # zero width
+            hit.append(key)
+        elif key == (12, 1, 4, 12):
+            ann["bbox"][0] = 5000.0                # right of the image
+            hit.append(key)
+    data["annotations"] = [a for a in data["annotations"]
+                           if (lambda im: (im["action_idx"], im["subaction_idx"], im["cam_idx"],
+                                           im["frame_idx"]))(image[a["image_id"]])
+                           != (2, 2, 1, 4)]        # one image without an annotation
+    save_json(data, path)
+    assert len(hit) == 2
+    with caplog.at_level(logging.INFO):
+        corpus = read_h36m_json(json_root, subjects=[1])
+    assert "2 image(s) dropped for a degenerate box" in caplog.text
+    assert "and 1 without an annotation" in caplog.text
+    seq = corpus.sequence(1, 2, 1)
+    assert not seq.frames_of_camera(2)[1] and seq.frames_of_camera(1)[1]   # frame 7 = pos 1
+    assert not corpus.sequence(1, 2, 2).frames_of_camera(1)[0]
+    from lib.data.lifting import LiftingSpec, build_arrays
+    arrays = build_arrays(corpus, LiftingSpec(num_joints=17))
+    assert len(arrays["input_2d"]) == len(ACTIONS) * 2 * NUM_FRAMES * 4 - 3
+
+
+def test_npz_objects_pickle_only_numpy_124_globals(tmp_path):
+    """The dicts in the npz files are pickled under names numpy 1.24 resolves too."""
+    from lib.body.portable_pickle import pickled_globals
+    write_h36m_npz(make_corpus(), tmp_path, keypoints="cpn_ft_h36m_dbb", joints_2d=17)
+    allowed = {"numpy.core.multiarray._reconstruct", "numpy.core.multiarray.scalar",
+               "numpy.ndarray", "numpy.dtype", "_codecs.encode"}
+    for name in (FILE_3D, file_2d("cpn_ft_h36m_dbb")):
+        with zipfile.ZipFile(tmp_path / name) as zf:
+            for member in zf.namelist():
+                with zf.open(member) as fp:
+                    np.lib.format.read_magic(fp)
+                    _, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                    if dtype.hasobject:
+                        found = pickled_globals(fp.read())
+                        assert found <= allowed and "numpy.core.multiarray._reconstruct" in found
+    # numpy's own reader still opens them, and ours gives the corpus back
+    with np.load(tmp_path / FILE_3D, allow_pickle=True) as z:
+        assert z["positions_3d"].item()["S1"]["Directions"].shape == (NUM_FRAMES, 32, 3)
+    back = read_h36m_npz(tmp_path, keypoints="cpn_ft_h36m_dbb")
+    np.testing.assert_array_equal(back.sequence(5, 12, 2).joints_world[:, list(KEEP_32_TO_17)],
+                                  make_corpus().sequence(5, 12, 2).joints_world)
+
+
+def test_convert_replaces_only_its_own_outputs(json_root, tmp_path, capsys):
+    dst = tmp_path / "npz"
+    args = ["json2npz", "--src", str(json_root), "--dst", str(dst)]
+    assert convert_main(args) == 0
+    manifest = load_json(dst / "pose_data_manifest.json")
+    assert sorted(manifest["files"]) == sorted([FILE_3D, file_2d("gt")])
+    assert convert_main(args) == 0                       # its own, unchanged outputs: replaced
+    # a file changed since (or real data) is refused, and left as it is
+    np.savez(dst / FILE_3D, positions_3d=np.zeros(3))
+    mine = (dst / FILE_3D).read_bytes()
+    capsys.readouterr()
+    assert convert_main(args) == 2
+    err = capsys.readouterr().err
+    assert str(dst / FILE_3D) in err and "--overwrite" in err
+    assert (dst / FILE_3D).read_bytes() == mine
+    assert convert_main(args + ["--overwrite"]) == 0
+    assert len(read_h36m_npz(dst).sequences) == len(make_corpus().sequences)
+    # npz2json into a folder holding real-looking JSON: refused without --overwrite
+    back = tmp_path / "back"
+    (back / "Human36M" / "annotations").mkdir(parents=True)
+    annotation_path(back, 1, "joint_3d").write_text("{}")
+    assert convert_main(["npz2json", "--src", str(dst), "--dst", str(back)]) == 2
+    assert annotation_path(back, 1, "joint_3d").read_text() == "{}"
+    assert not annotation_path(back, 1, "data").exists()

@@ -135,3 +135,59 @@ def test_metrics_table_against_hand_computed():
     assert per_action["Eating"] == pytest.approx(0, abs=1e-4)
     assert m["table"]["average"]["mpjpe"] == pytest.approx(50 / 17 / 3, abs=1e-4)
     assert m["table"]["total"]["mpjpe"] == pytest.approx(3 * 50 / 17 / 6, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- samples = images
+def _drop_images(root, subject, cam, frames):
+    """Remove camera ``cam``'s images (and annotations) of ``frames`` of S1 act 2 sub 1."""
+    import json
+    from lib.data.formats.h36m_json import annotation_path
+    path = annotation_path(root, subject, "data")
+    data = json.loads(path.read_text())
+    gone = {im["id"] for im in data["images"]
+            if (im["action_idx"], im["subaction_idx"], im["cam_idx"]) == (2, 1, cam)
+            and im["frame_idx"] in frames}
+    data["images"] = [im for im in data["images"] if im["id"] not in gone]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] not in gone]
+    path.write_text(json.dumps(data))
+    return len(gone)
+
+
+def test_samples_follow_the_images_of_each_camera(tmp_path, caplog):
+    """A camera listing fewer images than the others gives fewer samples, as HGN's loader
+    (which enumerates images) does; the skipped (frame, camera) pairs are counted and logged."""
+    import logging
+    from tests.test_formats import NUM_FRAMES, make_corpus
+    from data.convert import json_to_npz, npz_to_json
+    from lib.data.formats.h36m_json import write_h36m_json
+    from lib.data.formats.h36m_npz import read_h36m_npz
+    root = tmp_path / "json"
+    write_h36m_json(make_corpus(subjects=(1,)), root)
+    frames = [2 + 5 * i for i in range(NUM_FRAMES)]          # S1 act 2 sub 1 frame numbers
+    assert _drop_images(root, 1, 3, frames[1:4]) == 3
+    with caplog.at_level(logging.INFO):
+        corpus = read_h36m_json(root)
+    seq = corpus.sequence(1, 2, 1)
+    assert seq.num_frames == NUM_FRAMES                      # the other cameras keep them
+    np.testing.assert_array_equal(seq.frames_of_camera(3), [1, 0, 0, 0, 1, 1])
+    assert seq.frames_of_camera(1).all()
+    assert "cameras [(3, 3)] have fewer images" in caplog.text
+    with caplog.at_level(logging.INFO):
+        arrays = build_arrays(corpus, LiftingSpec(num_joints=17))
+    n_seq = len(corpus.sequences)
+    assert len(arrays["input_2d"]) == n_seq * 4 * NUM_FRAMES - 3
+    assert arrays["stats"]["no_image_samples"] == 3
+    assert "3 (frame, camera) pairs skipped" in caplog.text
+    cam3 = (arrays["subject"] == 1) & (arrays["action"] == 2) & (arrays["subaction"] == 1) \
+        & (arrays["camera"] == 3)
+    assert sorted(arrays["frame"][cam3].tolist()) == [frames[0], frames[4], frames[5]]
+    # stride: only every 2nd frame position; camera 3 lacks positions 1..3 -> keeps 0 and 4
+    strided = build_arrays(corpus, LiftingSpec(num_joints=17, stride=2))
+    assert strided["stats"]["no_image_samples"] == 1
+    # the npz carries which images exist, so JSON -> npz -> JSON gives the same images back
+    json_to_npz(root, tmp_path / "npz")
+    np.testing.assert_array_equal(
+        read_h36m_npz(tmp_path / "npz").sequence(1, 2, 1).frames_of_camera(3), [1, 0, 0, 0, 1, 1])
+    npz_to_json(tmp_path / "npz", tmp_path / "back")
+    back = build_arrays(read_h36m_json(tmp_path / "back"), LiftingSpec(num_joints=17))
+    assert len(back["input_2d"]) == len(arrays["input_2d"])

@@ -12,7 +12,6 @@ either. The mesh is box-modelled (``lib.body.mesh_build``); everything else is d
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import scipy.sparse as sp
 from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
+from lib.body import portable_pickle
 from lib.body.mesh_build import PART_ID, build_body_mesh
 
 NUM_JOINTS = 24
@@ -371,7 +371,10 @@ def write_synthetic_body_model(model_dir, seed: int = 0) -> dict:
     """Write the three SMPL pickles (neutral, f, m) into ``model_dir``; returns gender -> path.
 
     Written like the official files: pickle protocol 2, 'shapedirs' as a chumpy array (so
-    loading exercises the same chumpy path), readable with ``encoding='latin1'``.
+    loading exercises the same chumpy path), ``J_regressor`` a ``scipy.sparse.csc_matrix``,
+    readable with ``encoding='latin1'``; every global under the names numpy 1.x / old SciPy
+    know (``numpy.core.multiarray``, ``scipy.sparse.csc``, see :mod:`lib.body.portable_pickle`),
+    so the files open in the originals' environments (numpy <= 1.24) as well as here.
     """
     import chumpy as ch
 
@@ -384,6 +387,6 @@ def write_synthetic_body_model(model_dir, seed: int = 0) -> dict:
         data["shapedirs"] = ch.array(data["shapedirs"])
         path = model_dir / fname
         with open(path, "wb") as fh:
-            pickle.dump(data, fh, protocol=2)
+            portable_pickle.dump(data, fh, protocol=2)
         paths[gender] = path
     return paths

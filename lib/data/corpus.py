@@ -41,6 +41,9 @@ class Sequence:
     keypoints_2d: Dict[int, np.ndarray] = field(default_factory=dict)  # cam -> (N, J2, 2) px
     keypoints_2d_joint_set: Optional[str] = None    # joint set of keypoints_2d
     smpl: Optional[SmplParams] = None               # None: no mesh target (e.g. mocap import)
+    # cam -> (N,) bool: the frames that camera has an image of (a sample each); None: every
+    # camera has every frame. A camera of the subject absent from the dict has no images.
+    camera_frames: Optional[Dict[int, np.ndarray]] = None
 
     def __post_init__(self):
         if self.joint_set not in SKELETONS:
@@ -54,6 +57,13 @@ class Sequence:
         if len(self.frame_idx) != len(self.joints_world):
             raise ValueError(f"{self.key}: {len(self.frame_idx)} frame indices for "
                              f"{len(self.joints_world)} frames")
+        if self.camera_frames is not None:
+            self.camera_frames = {int(c): np.asarray(m, dtype=bool)
+                                  for c, m in self.camera_frames.items()}
+            for c, m in self.camera_frames.items():
+                if m.shape != (len(self.joints_world),):
+                    raise ValueError(f"{self.key}: camera {c} frame mask has shape {m.shape}, "
+                                     f"expected ({len(self.joints_world)},)")
         if self.smpl is not None and len(self.smpl.valid) != len(self.joints_world):
             raise ValueError(f"{self.key}: SMPL parameters for {len(self.smpl.valid)} frames, "
                              f"joints for {len(self.joints_world)}")
@@ -69,6 +79,13 @@ class Sequence:
     @property
     def num_frames(self) -> int:
         return len(self.joints_world)
+
+    def frames_of_camera(self, cam_idx: int) -> np.ndarray:
+        """(N,) bool: the frames camera ``cam_idx`` has an image of."""
+        if self.camera_frames is None:
+            return np.ones(self.num_frames, dtype=bool)
+        mask = self.camera_frames.get(int(cam_idx))
+        return np.zeros(self.num_frames, dtype=bool) if mask is None else mask
 
     @property
     def has_mesh(self) -> bool:

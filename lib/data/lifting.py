@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -27,10 +26,13 @@ import torch
 
 from lib.data import codec
 from lib.data.corpus import PoseCorpus
+from lib.data.errors import DataFormatError
+from lib.fileio import atomic_write
 from lib.geometry.camera import project_to_pixels
 from lib.geometry.skeleton import LIFTING_JOINT_SETS, SKELETONS, convert_joints
+from lib.progress import progress
 
-CACHE_VERSION = 2          # 2: stats list the excluded sequence keys
+CACHE_VERSION = 3          # 2: stats list the excluded sequence keys; 3: samples follow images
 log = logging.getLogger("pose")
 
 
@@ -70,7 +72,7 @@ def _keypoints_to_joint_set(kp: np.ndarray, source: str, num_joints: int,
     """Like :func:`_to_joint_set`, but a 2D file with too few joints is a user-facing error."""
     have, want = SKELETONS[source].num_joints, num_joints
     if have < want:
-        raise ValueError(
+        raise DataFormatError(
             f"the 2D keypoints of {corpus.source or 'this dataset'} have {have} joints "
             f"({source}), but DATASET.num_joints is {want}: {want} joints cannot be made from "
             f"{have}. Set DATASET.num_joints to {have} (the GraphSH/SemGCN GT 2D file drops "
@@ -96,8 +98,8 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
                              "has_mesh")}
     stats = {"sequences": 0, "frames": 0, "excluded_sequences": 0, "excluded_frames": 0,
              "no_smpl_frames": 0, "dropped_no_smpl": 0, "no_mesh_samples": 0, "samples": 0,
-             "excluded_keys": []}
-    for seq in corpus.sequences:
+             "no_image_samples": 0, "excluded_keys": []}
+    for seq in progress(corpus.sequences, desc="building the dataset cache", unit="seq"):
         if seq.key in exclude:
             stats["excluded_sequences"] += 1
             stats["excluded_frames"] += seq.num_frames
@@ -110,7 +112,7 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
         stats["no_smpl_frames"] += int((~has_mesh).sum()) if seq.smpl is not None else 0
         if spec.require_smpl:
             if seq.smpl is None:
-                raise ValueError(
+                raise DataFormatError(
                     f"sequence S{seq.subject} act {seq.action_idx} sub {seq.subaction_idx} has no "
                     f"SMPL parameters, but DATASET.require_smpl is true (frames without a fit "
                     f"are dropped). Set DATASET.require_smpl false to train on joints only.")
@@ -130,9 +132,22 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
         cams = corpus.cameras[seq.subject]
         for cam_idx in sorted(cams):
             cam = cams[cam_idx]
-            x_cam = cam.world_to_camera(joints_w)                        # (n, J, 3) mm
+            # samples follow the images: only the frames this camera has an image of
+            has_image = seq.frames_of_camera(cam_idx)[idx]
+            stats["no_image_samples"] += int((~has_image).sum())
+            if not has_image.any():
+                continue
+            if not has_image.all():
+                cidx, joints_c, pelvis_c = idx[has_image], joints_w[has_image], pelvis_w[has_image]
+                mesh_c, fine_c, mid_c = has_mesh[has_image], None, None
+                if spec.with_mesh:
+                    fine_c, mid_c = fine_w[has_image], mid_w[has_image]
+            else:
+                cidx, joints_c, pelvis_c, mesh_c = idx, joints_w, pelvis_w, has_mesh
+                fine_c, mid_c = fine_w, mid_w
+            x_cam = cam.world_to_camera(joints_c)                        # (n, J, 3) mm
             if cam_idx in seq.keypoints_2d:
-                kp = seq.keypoints_2d[cam_idx][idx].astype(np.float64)
+                kp = seq.keypoints_2d[cam_idx][cidx].astype(np.float64)
                 kp = _keypoints_to_joint_set(kp, seq.keypoints_2d_joint_set or seq.joint_set,
                                              spec.num_joints, corpus)
             else:
@@ -140,26 +155,30 @@ def build_arrays(corpus: PoseCorpus, spec: LiftingSpec,
                                        cam.k if spec.distort else None,
                                        cam.p if spec.distort else None)
             parts["input_2d"].append(codec.encode_input(kp, cam.width, cam.height))
-            root = cam.world_to_camera(pelvis_w)                         # (n, 3) mm
+            root = cam.world_to_camera(pelvis_c)                         # (n, 3) mm
             parts["target_3d"].append(codec.encode_target(x_cam, root))
             parts["root_cam"].append(codec.encode_root(root))
-            n = len(idx)
+            n = len(cidx)
             parts["subject"].append(np.full(n, seq.subject, np.int16))
             parts["action"].append(np.full(n, seq.action_idx, np.int16))
             parts["subaction"].append(np.full(n, seq.subaction_idx, np.int16))
             parts["camera"].append(np.full(n, cam_idx, np.int16))
-            parts["frame"].append(seq.frame_idx[idx].astype(np.int32))
-            parts["has_mesh"].append(has_mesh)
+            parts["frame"].append(seq.frame_idx[cidx].astype(np.int32))
+            parts["has_mesh"].append(mesh_c)
             if spec.with_mesh:
-                for name, world in (("mesh_fine", fine_w), ("mesh_mid", mid_w)):
+                for name, world in (("mesh_fine", fine_c), ("mesh_mid", mid_c)):
                     parts[name].append(codec.encode_target(cam.world_to_camera(world), root))
     if not parts["input_2d"]:
-        raise ValueError(f"no samples left in {corpus.source or 'the dataset'} after selection "
+        raise DataFormatError(f"no samples left in {corpus.source or 'the dataset'} after selection "
                          f"(subjects {corpus.subjects}, stride {spec.stride}); check "
                          f"DATASET.*_subjects and the data files")
     out = {k: np.concatenate(v) for k, v in parts.items() if v}
     stats["samples"] = len(out["input_2d"])
     stats["no_mesh_samples"] = int((~out["has_mesh"]).sum())
+    if stats["no_image_samples"]:
+        log.info("%s: %d (frame, camera) pairs skipped: the camera has no image of that frame "
+                 "(samples follow the images, as HGN's loader enumerates them)",
+                 corpus.source or "dataset", stats["no_image_samples"])
     out["stats"] = stats
     return out
 
@@ -227,11 +246,9 @@ def cached_arrays(cache_dir, name, sources, spec, build, extra=None) -> dict:
         except Exception as exc:  # a corrupt cache is rebuilt, not fatal
             log.warning("cache file %s unreadable (%s); rebuilding", path, exc)
     arrays = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # ranks may build at once
-    np.savez(tmp, stats_json=json.dumps(arrays["stats"]),
-             **{k: v for k, v in arrays.items() if k != "stats"})
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: np.savez(   # per-process temp name: ranks may build at once
+        tmp, stats_json=json.dumps(arrays["stats"]),
+        **{k: v for k, v in arrays.items() if k != "stats"}))
     arrays["stats"]["cache"] = f"built {path}"
     return arrays
 
@@ -243,9 +260,10 @@ class LiftingDataset(torch.utils.data.Dataset):
     FIELDS = ("input_2d", "target_3d", "root_cam", "subject", "action", "subaction", "camera",
               "frame", "has_mesh", "mesh_fine", "mesh_mid")
 
-    def __init__(self, arrays: dict, name: str = "", info=None):
+    def __init__(self, arrays: dict, name: str = "", info=None, cameras=None):
         self.name = name
         self.info = info               # lib.data.formats.DatasetInfo of the source, if known
+        self.cameras = cameras         # {subject: {camera: Camera}} of the source, if known
         self.stats = dict(arrays.get("stats", {}))
         self.tensors = {k: torch.from_numpy(np.ascontiguousarray(arrays[k]))
                         for k in self.FIELDS if k in arrays}

@@ -28,7 +28,9 @@ def _take_frames(seq: Sequence, keep: np.ndarray) -> Sequence:
                     subaction_idx=seq.subaction_idx, joints_world=seq.joints_world[keep],
                     joint_set=seq.joint_set, frame_idx=seq.frame_idx[keep],
                     keypoints_2d={cam: kp[keep] for cam, kp in seq.keypoints_2d.items()},
-                    keypoints_2d_joint_set=seq.keypoints_2d_joint_set, smpl=smpl)
+                    keypoints_2d_joint_set=seq.keypoints_2d_joint_set, smpl=smpl,
+                    camera_frames=None if seq.camera_frames is None else
+                    {cam: m[keep] for cam, m in seq.camera_frames.items()})
 
 
 def subsample(corpus: PoseCorpus, stride: int = 1, exclude: Iterable = (),

@@ -16,6 +16,10 @@ plus ``<root>/Human36M/J_regressor_h36m_correct.npy`` (17, V).
 The sequences are the (action_idx, subaction_idx) pairs of data.json, with the frames that
 data.json lists; action labels come from ``action_idx``, never from file names. Frames present
 in joint_3d.json / smpl_param.json but absent from data.json are ignored and counted in the log.
+Samples are images, as HGN enumerates them: an image without an annotation, or whose box is
+degenerate by the official loader's rule (:func:`degenerate_boxes`), is dropped and counted;
+a frame that some camera has no image of is kept for the others (``Sequence.camera_frames``).
+The writer writes ``trans`` as [[x, y, z]] and ``keypoints_vis`` as booleans, as the real files.
 Sequences whose SMPL file has no ``[action][subaction]`` entry get ``smpl=None``; sequences with
 an entry get SmplParams whose frames without a fit are ``valid=False`` with zero parameters.
 
@@ -26,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
@@ -36,6 +39,7 @@ import numpy as np
 from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 from lib.data.errors import (DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error,
                          require_file)
+from lib.fileio import atomic_write_text
 from lib.geometry import h36m_calibration as calib
 from lib.geometry.camera import Camera
 from lib.geometry.skeleton import ACTION_NAME, convert_joints
@@ -93,7 +97,8 @@ def _load_json(path: Path):
         with open(path, "r") as fh:
             return json.load(fh)
     except json.JSONDecodeError as exc:
-        raise DataFormatError(path, None, f"not valid JSON ({exc})") from None
+        raise DataFormatError(path, None, f"not valid JSON ({exc}): the file is truncated or "
+                                          f"corrupt; get it again: {HOW_TO_GET_JSON}") from None
 
 
 def _lookup(mapping, keys: Iterable, path: Path, what: str):
@@ -109,8 +114,9 @@ def _lookup(mapping, keys: Iterable, path: Path, what: str):
 
 
 # ----------------------------------------------------------------------------- reading
-def _read_images(path: Path, subject: int) -> np.ndarray:
-    """data.json -> int64 table (n_images, 7) with the columns of ``_IMAGE_FIELDS``."""
+def _read_images(path: Path, subject: int) -> tuple:
+    """data.json -> int64 table (n_images, 7) with the columns of ``_IMAGE_FIELDS``, and the
+    (n_images,) mask of the images that are samples (:func:`_usable_images`)."""
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataFormatError(path, "images", "missing; expected a COCO dict with images[]")
@@ -144,7 +150,65 @@ def _read_images(path: Path, subject: int) -> np.ndarray:
         raise DataFormatError(path, f"images[{i}].action_idx",
                               f"unknown action index {table[i, 1]}; Human3.6M actions are "
                               f"{min(ACTION_NAME)}..{max(ACTION_NAME)}")
-    return table
+    return table, _usable_images(data, table, path)
+
+
+def degenerate_boxes(boxes: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """(M,) bool: the [x, y, w, h] boxes the official loaders drop.
+
+    The rule of Pose2Mesh's ``process_bbox`` (HGN's loader calls it on every annotation):
+    clip the box to the image, x1 = max(0, x), x2 = min(W - 1, x1 + max(0, w - 1)) (likewise y);
+    the box is kept iff w * h > 0 and x2 >= x1 and y2 >= y1.
+    """
+    x, y, w, h = (boxes[:, k] for k in range(4))
+    x1, y1 = np.maximum(0, x), np.maximum(0, y)
+    x2 = np.minimum(width - 1, x1 + np.maximum(0, w - 1))
+    y2 = np.minimum(height - 1, y1 + np.maximum(0, h - 1))
+    return ~((w * h > 0) & (x2 >= x1) & (y2 >= y1))
+
+
+def _usable_images(data: dict, table: np.ndarray, path: Path) -> np.ndarray:
+    """(n_images,) bool: images that are samples, as HGN enumerates them: each annotation of
+    an image with a box that is not degenerate. Dropped images are counted in the log."""
+    images, anns = data["images"], data.get("annotations")
+    if not isinstance(anns, list):
+        raise DataFormatError(path, "annotations", "missing; expected a COCO dict with "
+                                                   "annotations[] (one per image, with bbox)")
+    row_of = {}
+    for i, im in enumerate(images):
+        if "id" not in im:
+            raise DataFormatError(path, f"images[{i}].id", "missing")
+        row_of[im["id"]] = i
+    rows, boxes = [], []
+    for i, ann in enumerate(anns):
+        if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
+            what = "image_id" if not isinstance(ann, dict) or "image_id" not in ann else "bbox"
+            raise DataFormatError(path, f"annotations[{i}].{what}", "missing")
+        if ann["image_id"] not in row_of:
+            raise DataFormatError(path, f"annotations[{i}].image_id",
+                                  f"no image with id {ann['image_id']!r} in images[]")
+        box = ann["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise DataFormatError(path, f"annotations[{i}].bbox",
+                                  f"expected [x, y, w, h] numbers, got {box!r}")
+        rows.append(row_of[ann["image_id"]])
+        boxes.append(box)
+    rows = np.asarray(rows, dtype=np.int64)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    usable = np.zeros(len(table), dtype=bool)
+    bad = degenerate_boxes(boxes, table[rows, 5], table[rows, 6]) if len(rows) else \
+        np.zeros(0, bool)
+    usable[rows[~bad]] = True
+    annotated = np.zeros(len(table), dtype=bool)
+    annotated[rows] = True
+    n_bad_box = int((annotated & ~usable).sum())
+    n_no_ann = int((~annotated).sum())
+    if n_bad_box or n_no_ann:
+        LOG.info("%s: %d image(s) dropped for a degenerate box (w or h <= 0, or outside the "
+                 "image; the rule of the official loader) and %d without an annotation",
+                 path.name, n_bad_box, n_no_ann)
+    return usable
 
 
 def _read_cameras(path: Path, subject: int, images: np.ndarray) -> Dict[int, Camera]:
@@ -268,8 +332,9 @@ def _read_subject(root, subject: int) -> tuple:
         for kind in ("data", "camera", "joint_3d"))
     smpl_path = _smpl_path(root, subject)
 
-    images = _read_images(data_path, subject)
+    images, usable = _read_images(data_path, subject)
     cameras = _read_cameras(camera_path, subject, images)
+    images = images[usable]
     joints_json = _load_json(joints_path)
     smpl_json = _load_json(smpl_path)
     if not isinstance(joints_json, dict):
@@ -283,7 +348,8 @@ def _read_subject(root, subject: int) -> tuple:
     for action_idx, subaction_idx in pairs.tolist():
         rows = images[(images[:, 1] == action_idx) & (images[:, 2] == subaction_idx)]
         frames = np.unique(rows[:, 4])
-        _warn_uneven_cameras(rows, frames, subject, action_idx, subaction_idx)
+        camera_frames = _camera_frames(rows, frames, cameras, subject, action_idx,
+                                       subaction_idx)
         prefix = f"{action_idx}/{subaction_idx}"
         seq_joints = _lookup(joints_json, (action_idx, subaction_idx), joints_path,
                              "sequence listed in data.json")
@@ -299,7 +365,8 @@ def _read_subject(root, subject: int) -> tuple:
             ignored["smpl"] += len(smpl_seq) - int(smpl.valid.sum())
         sequences.append(Sequence(subject=subject, action_idx=int(action_idx),
                                   subaction_idx=int(subaction_idx), joints_world=joints,
-                                  joint_set="h36m17", frame_idx=frames, smpl=smpl))
+                                  joint_set="h36m17", frame_idx=frames, smpl=smpl,
+                                  camera_frames=camera_frames))
     listed = {(a, s) for a, s in pairs.tolist()}
     for a, by_sub in joints_json.items():
         for s, by_frame in (by_sub.items() if isinstance(by_sub, dict) else ()):
@@ -315,13 +382,18 @@ def _read_subject(root, subject: int) -> tuple:
     return sequences, cameras
 
 
-def _warn_uneven_cameras(rows, frames, subject, action_idx, subaction_idx):
-    cams, counts = np.unique(rows[:, 3], return_counts=True)
-    short = [(int(c), int(n)) for c, n in zip(cams, counts) if n != len(frames)]
-    if short:
-        LOG.warning("S%d action %d subaction %d: %d frames in all, but cameras %s list fewer "
-                    "images (camera, count); the sequence keeps all frames", subject, action_idx,
-                    subaction_idx, len(frames), short)
+def _camera_frames(rows, frames, cameras, subject, action_idx, subaction_idx):
+    """{cam: (N,) bool} of the frames each camera has an image of; None when all have all.
+
+    HGN enumerates images, so a frame that one camera lacks is no sample of that camera."""
+    masks = {cam: np.isin(frames, rows[rows[:, 3] == cam, 4]) for cam in sorted(cameras)}
+    if all(m.all() for m in masks.values()):
+        return None
+    short = [(cam, int(m.sum())) for cam, m in masks.items() if not m.all()]
+    LOG.info("S%d action %d subaction %d: %d frames, but cameras %s have fewer images "
+             "(camera, images); only the images become samples", subject, action_idx,
+             subaction_idx, len(frames), short)
+    return masks
 
 
 def read_h36m_json(root, subjects=None) -> PoseCorpus:
@@ -395,17 +467,16 @@ def _camera_json(cam: Camera) -> dict:
 
 
 def _dump(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:   # json.dumps uses the C encoder, json.dump does not
-        fh.write(json.dumps(obj, separators=(",", ":")))
-    os.replace(tmp, path)
+    # json.dumps uses the C encoder, json.dump does not
+    atomic_write_text(path, json.dumps(obj, separators=(",", ":")))
 
 
 def write_h36m_json(corpus: PoseCorpus, root, regressor: Optional[np.ndarray] = None,
                     bbox_scale: float = 1.2) -> List[Path]:
     """Write the four JSON files of every subject (and the regressor .npy if given).
 
-    Every frame is listed for every camera of the subject. Image ids are unique across subjects
+    Every frame is listed for every camera of the subject that has an image of it
+    (``Sequence.camera_frames``; by default all). Image ids are unique across subjects
     (subject * 10**8 + running number) because HGN concatenates the subjects' image lists.
     ``fitted_3d_pose`` holds the sequence's own 17 joints: no SMPL forward pass is run here, and
     HGN never reads the field. Boxes are the projected joints' extent times ``bbox_scale``.
@@ -432,14 +503,17 @@ def write_h36m_json(corpus: PoseCorpus, root, regressor: Optional[np.ndarray] = 
             if seq.smpl is not None:
                 pose, shape, trans = (np.asarray(x).tolist() for x in
                                       (seq.smpl.pose, seq.smpl.shape, seq.smpl.trans))
-                smpl_out.setdefault(a, {})[s] = {
-                    frame_keys[i]: {"pose": pose[i], "shape": shape[i], "trans": trans[i],
+                smpl_out.setdefault(a, {})[s] = {   # trans as [[x, y, z]], as the real files
+                    frame_keys[i]: {"pose": pose[i], "shape": shape[i], "trans": [trans[i]],
                                     "fitted_3d_pose": j17_list[i]}
                     for i in np.flatnonzero(seq.smpl.valid).tolist()}
             for cam_idx, cam in cameras.items():
                 uv = cam.project(cam.world_to_camera(np.asarray(j17, np.float64)), distort=True)
                 boxes = _bboxes(uv, bbox_scale).tolist()
-                for f, box in zip(frames, boxes):
+                has_image = seq.frames_of_camera(cam_idx)
+                for f, box, present in zip(frames, boxes, has_image.tolist()):
+                    if not present:
+                        continue
                     images.append({
                         "id": next_id,
                         "file_name": image_file_name(subject, seq.action_idx, seq.subaction_idx,
@@ -448,7 +522,7 @@ def write_h36m_json(corpus: PoseCorpus, root, regressor: Optional[np.ndarray] = 
                         "action_name": seq.action_name, "action_idx": seq.action_idx,
                         "subaction_idx": seq.subaction_idx, "cam_idx": cam_idx, "frame_idx": f})
                     annotations.append({"id": next_id, "image_id": next_id, "bbox": box,
-                                        "keypoints_vis": [1] * NUM_JOINTS})
+                                        "keypoints_vis": [True] * NUM_JOINTS})
                     next_id += 1
         contents = {"data": {"images": images, "annotations": annotations},
                     "camera": {str(c): _camera_json(cam) for c, cam in cameras.items()},
@@ -491,6 +565,17 @@ class H36MJsonFormat(DatasetFormat):
             smpl = [annotation_path(root, s, kind) for kind in SMPL_FILE_KINDS]
             files += [p for p in smpl if p.is_file()][:1]
         return [f for f in files if f.is_file()]
+
+    def required_files(self, cfg, subjects) -> list:
+        """(path, how to get it) of every file ``read`` needs (missing ones are reported at
+        once, before anything is read); a subject's SMPL file under either of its names."""
+        root = Path(cfg.DATASET.root)
+        out = [(annotation_path(root, s, part), HOW_TO_GET_JSON)
+               for s in subjects for part in ("data", "camera", "joint_3d")]
+        for s in subjects:
+            smpl = [annotation_path(root, s, kind) for kind in SMPL_FILE_KINDS]
+            out.append((next((p for p in smpl if p.is_file()), smpl[0]), HOW_TO_GET_JSON))
+        return out
 
     def read(self, cfg, subjects):
         return read_h36m_json(cfg.DATASET.root, subjects=subjects)

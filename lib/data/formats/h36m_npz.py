@@ -10,17 +10,24 @@ Files under ``<root>/`` (``np.savez_compressed``, dicts stored as 0-d object arr
   longer than the mocap and are trimmed to its first N frames.
 
 Action keys ('Directions', 'Directions 1', 'Eating 2', 'TakingPhoto 1', ...) map to
-``action_idx`` through ``canonical_action``. **Sub-action rule**: within one subject, the keys
-of the same action are sorted as strings and the first is sub-action 1, the second sub-action 2
-('Directions' < 'Directions 1', 'Sitting 1' < 'Sitting 2'); a lone key is sub-action 1 (S11's
-'Directions 1'). Whether this matches the COCO files' numbering is not documented anywhere; the
-writer names sub-action 1 'Action' and sub-action 2 'Action 1', which the rule reads back.
+(action_idx, subaction_idx) through Human3.6M's own table (:mod:`h36m_sequences`, from the
+dataset's metadata.xml; no sorting rule reproduces it), and the writer names sequences by it, so
+S9 (action 5, sub-action 2) is 'Greeting' in every file, as in the real ones.
+
+**32 joints.** ``positions_3d`` holds the 32 mocap joints, as the real file (VideoPose3D's and
+GraphSH's ``Human36mDataset`` index the 17 kept joints out of 32). A 17-joint corpus is written
+with the 15 others filled the way the real file has them: 11 repeats the hip, 16 and 24 the
+thorax (32-index 13), 20/28 the wrists and 23/31 the hand tips; toes, hand tips and thumbs are
+placed along the foot and forearm (:func:`expand_17_to_32`). They are never read as targets: every
+reader reduces to the 17 (or 16) kept joints. 16- and 17-joint 3D files (older writers) are read
+too.
 
 **Extra keys** (ours; the public files lack them, the reader works without them). The writer adds
 them to ``data_3d_h36m.npz`` so that JSON -> npz -> JSON is exact:
 ``positions_3d_mm`` (world mm in the corpus' own dtype, preferred over ``positions_3d`` x 1000),
 ``frame_idx``, ``smpl_params`` ({pose, shape, trans, valid} per sequence that has SMPL),
-``sequence_index`` (action key -> (action_idx, subaction_idx), overriding the sorting rule) and
+``sequence_index`` (action key -> (action_idx, subaction_idx), overriding the table),
+``camera_frames`` ({cam_idx: bool (N,)} where a camera lacks images of some frames) and
 ``cameras`` (full calibration incl. resolution, overriding the published one), each indexed
 ``[S][action]`` (cameras: ``[S][cam_idx]``). Pass ``extras=False`` for the public layout only.
 
@@ -30,7 +37,6 @@ the layout's rules are read in one place.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
 import zipfile
@@ -41,16 +47,19 @@ import numpy as np
 
 from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 from lib.data.errors import DataFormatError, HOW_TO_SYNTHESIZE, missing_file_error
+from lib.data.formats.h36m_sequences import index_names, npz_name
+from lib.fileio import atomic_write
 from lib.geometry.camera import Camera, h36m_cameras
 from lib.geometry.h36m_calibration import EXTRINSICS
-from lib.geometry.skeleton import (ACTION_IDX, ACTION_NAME, LIFTING_JOINT_SETS, SKELETONS,
-                                   canonical_action, convert_joints)
+from lib.geometry.skeleton import (H36M17, H36M32, KEEP_32_TO_17, LIFTING_JOINT_SETS,
+                                   SKELETONS, convert_joints)
 
 LOG = logging.getLogger("pose.data.h36m_npz")
 
 FILE_3D = "data_3d_h36m.npz"
 DETECTION_KEYPOINTS = ("cpn_ft_h36m_dbb", "detectron_ft_h36m")
-EXTRA_KEYS = ("positions_3d_mm", "frame_idx", "smpl_params", "sequence_index", "cameras")
+EXTRA_KEYS = ("positions_3d_mm", "frame_idx", "smpl_params", "sequence_index", "camera_frames",
+              "cameras")
 JOINT_SET_2D = LIFTING_JOINT_SETS     # joints of the 2D file -> joint set
 SKELETONS_BY_COUNT = {s.num_joints: name for name, s in SKELETONS.items()}
 
@@ -149,24 +158,62 @@ def _parse_subject(key, path: Path, field: str) -> int:
     return int(match.group(1))
 
 
-def subaction_rule(action_keys) -> Dict[str, tuple]:
-    """action key -> (action_idx, subaction_idx) by the sorting rule of the module docstring."""
-    groups: Dict[str, list] = {}
-    for key in action_keys:
-        groups.setdefault(canonical_action(key), []).append(key)
-    out = {}
-    for base, keys in groups.items():
-        if len(keys) > 2:
-            raise ValueError(f"more than two sequences of action '{base}': {sorted(keys)}")
-        for i, key in enumerate(sorted(keys)):
-            out[key] = (ACTION_IDX[base], i + 1)
+def sequence_keys(subject: int, action_keys) -> Dict[str, tuple]:
+    """action key -> (action_idx, subaction_idx) by Human3.6M's table (module docstring)."""
+    return index_names(subject, action_keys)
+
+
+def action_key(subject: int, action_idx: int, subaction_idx: int) -> str:
+    """The writer's key: the real file's name of the sequence ('Greeting' for S9 5/2)."""
+    return npz_name(subject, action_idx, subaction_idx)
+
+
+# 32-joint layout of the real file: joints that repeat another one (32-index -> source).
+DUPLICATES_32 = {11: 0, 16: 13, 24: 13, 20: 19, 28: 27, 23: 22, 31: 30}
+# Offsets (mm) of the filled extremities: along the foot (forward) and along the forearm.
+TOE_MM, TOE_SITE_MM, TOE_DROP_MM = 130.0, 180.0, 50.0
+THUMB_MM, HAND_SITE_MM = 50.0, 90.0
+
+
+def expand_17_to_32(joints17: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) world mm (Z up) -> (N, 32, 3): the 17 at their 32-indices, the rest filled.
+
+    ``expand_17_to_32(x)[:, KEEP_32_TO_17]`` is ``x`` exactly; the others follow the real
+    file's conventions (module docstring), computed in float64 and cast to ``x``'s dtype.
+    """
+    x = np.asarray(joints17)
+    j = x.astype(np.float64)
+    n17 = {name: j[:, i] for i, name in enumerate(H36M17.joint_names)}
+    out = np.zeros((len(j), H36M32.num_joints, 3))
+    out[:, list(KEEP_32_TO_17)] = j
+    left_right = n17["L_Hip"] - n17["R_Hip"]
+    forward = np.cross(left_right, [0.0, 0.0, 1.0])
+    forward /= np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-9)
+    down = np.array([0.0, 0.0, -TOE_DROP_MM])
+    for ankle, toe, site in (("R_Ankle", 4, 5), ("L_Ankle", 9, 10)):
+        out[:, toe] = n17[ankle] + TOE_MM * forward + down
+        out[:, site] = n17[ankle] + TOE_SITE_MM * forward + down
+    for elbow, wrist, thumb, site in (("L_Elbow", "L_Wrist", 21, 22),
+                                      ("R_Elbow", "R_Wrist", 29, 30)):
+        d = n17[wrist] - n17[elbow]
+        d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
+        out[:, thumb] = n17[wrist] + THUMB_MM * d
+        out[:, site] = n17[wrist] + HAND_SITE_MM * d
+    for dst, src in DUPLICATES_32.items():
+        out[:, dst] = out[:, src]
+    out = out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)
+    out[:, list(KEEP_32_TO_17)] = x          # the kept joints bit for bit
     return out
 
 
-def action_key(action_idx: int, subaction_idx: int) -> str:
-    """The writer's key: sub-action 1 -> 'Eating', 2 -> 'Eating 1' (read back by the rule)."""
-    base = ACTION_NAME[action_idx]
-    return base if subaction_idx == 1 else f"{base} {subaction_idx - 1}"
+def joints_32(seq: Sequence) -> np.ndarray:
+    """The sequence's world joints in the 32-joint layout of ``positions_3d``."""
+    if seq.joint_set == "h36m32":
+        return np.asarray(seq.joints_world)
+    if seq.joint_set == "h36m17":
+        return expand_17_to_32(seq.joints_world)
+    raise ValueError(f"sequence {seq.key} has 3D joints '{seq.joint_set}'; data_3d_h36m.npz "
+                     f"holds the 32 mocap joints, which are made from 32 or 17 joints only")
 
 
 def _camera_from_dict(d: dict) -> Camera:
@@ -191,6 +238,9 @@ def _check_array(arr, path: Path, key: str, tail: tuple, allowed_joints) -> np.n
                                          f"{getattr(arr, 'shape', type(arr).__name__)}")
     if not np.issubdtype(arr.dtype, np.floating):
         raise DataFormatError(path, key, f"expected floating-point values, got {arr.dtype}")
+    if len(arr) == 0:
+        raise DataFormatError(path, key, "has no frames (a zero-length sequence); drop the "
+                                         "sequence from the file or re-create the file")
     bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
     if bad.any():
         raise DataFormatError(path, key, f"contains NaN/inf in {int(bad.sum())} frames "
@@ -221,7 +271,7 @@ def _sequence_index(subj_key: str, actions, extras: dict, path: Path) -> Dict[st
             raise DataFormatError(path, f"sequence_index/{subj_key}/{missing[0]}", "missing")
         return index
     try:
-        return subaction_rule(actions)
+        return sequence_keys(int(subj_key[1:]), actions)
     except ValueError as exc:
         raise DataFormatError(path, f"positions_3d/{subj_key}", str(exc)) from None
 
@@ -262,8 +312,12 @@ def _read_3d(root: Path, subjects) -> tuple:
             elif joints.shape != arr.shape:
                 raise DataFormatError(path, f"positions_3d_mm/{subj_key}/{act}",
                                       f"shape {joints.shape} differs from positions_3d {arr.shape}")
+            else:
+                _check_array(joints, path, f"positions_3d_mm/{subj_key}/{act}", (3,),
+                             (arr.shape[1],))
             frame_idx = _extra(extras, "frame_idx", subj_key, act)
             smpl = _extra(extras, "smpl_params", subj_key, act)
+            camera_frames = _extra(extras, "camera_frames", subj_key, act)
             action_idx, subaction_idx = index[act]
             if (subject, action_idx, subaction_idx) in names:
                 raise DataFormatError(path, key, f"same sequence (action {action_idx}, "
@@ -277,7 +331,8 @@ def _read_3d(root: Path, subjects) -> tuple:
                 sequences.append(Sequence(subject=subject, action_idx=action_idx,
                                           subaction_idx=subaction_idx, joints_world=joints,
                                           joint_set=SKELETONS_BY_COUNT[arr.shape[1]],
-                                          frame_idx=frame_idx, smpl=smpl))
+                                          frame_idx=frame_idx, smpl=smpl,
+                                          camera_frames=camera_frames))
             except ValueError as exc:
                 raise DataFormatError(path, key, str(exc)) from None
     return sequences, cameras, by_subject, names
@@ -371,10 +426,34 @@ def read_h36m_npz(root, keypoints: Optional[str] = "gt", subjects=None) -> PoseC
 
 # ----------------------------------------------------------------------------- writing
 def save_npz(path: Path, **arrays) -> None:
-    """np.savez_compressed to a temporary name, then rename (no half-written file on failure)."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    """Like ``np.savez_compressed``, written atomically (:func:`lib.fileio.atomic_write`).
+
+    Dicts and lists are stored as 0-d object arrays, as VideoPose3D's files do, but pickled
+    with :class:`lib.body.portable_pickle.PortablePickler`: the file opens with numpy 1.x
+    (the originals' environments) as well as 2.x.
+    """
+    from lib.body.portable_pickle import dumps
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for key, value in arrays.items():
+                arr = _object_array(value) if isinstance(value, (dict, list, tuple)) \
+                    else np.asanyarray(value)
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as fp:
+                    if arr.dtype.hasobject:
+                        np.lib.format.write_array_header_1_0(
+                            fp, np.lib.format.header_data_from_array_1_0(arr))
+                        fp.write(dumps(arr, protocol=3))
+                    else:
+                        np.lib.format.write_array(fp, arr, allow_pickle=False)
+
+    atomic_write(path, write)
+
+
+def _object_array(value) -> np.ndarray:
+    arr = np.empty((), dtype=object)
+    arr[()] = value
+    return arr
 
 
 def symmetry(joint_set: str) -> list:
@@ -440,14 +519,18 @@ def write_h36m_npz(corpus: PoseCorpus, root, keypoints: str = "gt", joints_2d: i
         seqs = sorted((s for s in corpus.sequences if s.subject == subject), key=lambda s: s.key)
         p3, p2 = positions_3d.setdefault(subj_key, {}), positions_2d.setdefault(subj_key, {})
         for seq in seqs:
-            act = action_key(seq.action_idx, seq.subaction_idx)
+            act = action_key(subject, seq.action_idx, seq.subaction_idx)
             if act in p3:
                 raise ValueError(f"corpus holds two sequences with key {seq.key}")
-            p3[act] = (np.asarray(seq.joints_world) / 1000).astype(np.float32)
+            j32 = joints_32(seq)
+            p3[act] = (j32.astype(np.float64) / 1000).astype(np.float32)
             p2[act] = keypoints_2d_for(seq, cameras, target)
-            extra["positions_3d_mm"].setdefault(subj_key, {})[act] = seq.joints_world
+            extra["positions_3d_mm"].setdefault(subj_key, {})[act] = j32
             extra["frame_idx"].setdefault(subj_key, {})[act] = np.asarray(seq.frame_idx)
             extra["sequence_index"].setdefault(subj_key, {})[act] = seq.key[1:]
+            if seq.camera_frames is not None:
+                extra["camera_frames"].setdefault(subj_key, {})[act] = {
+                    c: np.asarray(m, bool) for c, m in seq.camera_frames.items()}
             if seq.smpl is not None:
                 extra["smpl_params"].setdefault(subj_key, {})[act] = {
                     "pose": seq.smpl.pose, "shape": seq.smpl.shape, "trans": seq.smpl.trans,
@@ -455,6 +538,7 @@ def write_h36m_npz(corpus: PoseCorpus, root, keypoints: str = "gt", joints_2d: i
         extra["cameras"][subj_key] = {c: _camera_to_dict(cam) for c, cam in cameras.items()}
 
     path_3d, path_2d = root / FILE_3D, root / file_2d(keypoints)
+    extra = {k: v for k, v in extra.items() if v}
     save_npz(path_3d, positions_3d=positions_3d, **(extra if extras else {}))
     save_npz(path_2d, positions_2d=positions_2d, metadata=metadata_2d(keypoints, target))
     LOG.info("wrote %s and %s (%d sequences, %d-joint 2D)", path_3d, path_2d,
@@ -481,6 +565,12 @@ class H36MNpzFormat(DatasetFormat):
         root = Path(cfg.DATASET.root)
         files = [root / FILE_3D, root / file_2d(cfg.DATASET.keypoints)]
         return [f for f in files if f.is_file()]
+
+    def required_files(self, cfg, subjects) -> list:
+        """(path, how to get it) of every file ``read`` needs."""
+        root = Path(cfg.DATASET.root)
+        return [(root / FILE_3D, HOW_TO_GET_3D),
+                (root / file_2d(cfg.DATASET.keypoints), how_to_get_2d(cfg.DATASET.keypoints))]
 
     def read(self, cfg, subjects):
         return read_h36m_npz(cfg.DATASET.root, keypoints=cfg.DATASET.keypoints,

@@ -36,6 +36,7 @@ Sequence has ``smpl=None`` (``Sequence.has_mesh`` is False): nothing is faked.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence as Seq
@@ -44,7 +45,8 @@ import numpy as np
 
 from lib.data.corpus import PoseCorpus, Sequence
 from lib.data.mocap import bvh
-from lib.data.mocap.asf_amc import AmcMotion, AsfSkeleton, forward_kinematics, read_amc, read_asf
+from lib.data.mocap.asf_amc import (AmcMotion, AsfSkeleton, MocapFormatError, forward_kinematics,
+                                   read_amc, read_asf)
 from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, H36M_FPS, KEEP_32_TO_17, canonical_action
 
@@ -67,17 +69,67 @@ CMU_TO_H36M = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 # Points that may touch the floor: ankles, balls and tips of both feet (H36M-32 indices).
 FOOT_JOINTS_32 = (3, 4, 5, 8, 9, 10)
 CMU_FPS = 120.0
-# BVH joint names -> the CMU bone that starts at that joint. ASF-derived BVH files (ours, and
-# most converters) use the bone names themselves; the widely used CMU BVH conversions name the
-# joints as below (the joint sits where the bone starts).
-BVH_ALIASES = {
-    "hips": "root", "spine": "upperback", "spine1": "thorax", "neck": "lowerneck",
-    "neck1": "upperneck",
-    **{f"{side}{a}": f"{s}{b}" for side, s in (("left", "l"), ("right", "r")) for a, b in (
-        ("upleg", "femur"), ("leg", "tibia"), ("foot", "foot"), ("toebase", "toes"),
-        ("shoulder", "clavicle"), ("arm", "humerus"), ("forearm", "radius"), ("hand", "wrist"),
-        ("fingerbase", "hand"), ("handindex1", "fingers"))},
-}   # names not listed (LowerBack, Head, LHipJoint, LThumb, ...) are the bone names lower-cased
+# BVH joint names -> the CMU bone that starts at that joint, one JSON file per naming scheme
+# (``--joint-map``): 'cmu' (the ASF bone names), 'motionbuilder' (Hips, LeftUpLeg, ...: the
+# usual CMU-BVH conversions) and 'mixamo' (mixamorig:Hips, ...). A user's map is the same
+# {file joint name: CMU bone} mapping in JSON or YAML (optionally under a 'joints' key).
+JOINT_MAP_DIR = Path(__file__).with_name("joint_maps")
+CMU_BONES = ("root", "lhipjoint", "lfemur", "ltibia", "lfoot", "ltoes", "rhipjoint", "rfemur",
+             "rtibia", "rfoot", "rtoes", "lowerback", "upperback", "thorax", "lowerneck",
+             "upperneck", "head", "lclavicle", "lhumerus", "lradius", "lwrist", "lhand",
+             "lfingers", "lthumb", "rclavicle", "rhumerus", "rradius", "rwrist", "rhand",
+             "rfingers", "rthumb")
+# A bone's end is where this child bone starts, when the file has it (else: the joint's End
+# Site, else its first child joint): a hand's first child may be the thumb.
+END_AT_CHILD = {"lhand": "lfingers", "rhand": "rfingers"}
+
+
+def shipped_joint_maps() -> Dict[str, Path]:
+    return {p.stem: p for p in sorted(JOINT_MAP_DIR.glob("*.json"))}
+
+
+def load_joint_map(spec) -> Dict[str, str]:
+    """A joint map by shipped name ('cmu', 'mixamo', 'motionbuilder') or file path (JSON/YAML):
+    {lower-cased file joint name: CMU bone}. Bad files are errors naming the file and entry."""
+    shipped = shipped_joint_maps()
+    path = shipped.get(str(spec).lower(), Path(spec))
+    if not path.is_file():
+        raise MocapFormatError(f"joint map '{spec}' not found: give a JSON or YAML file "
+                               f"{{file joint name: CMU bone name}} or one of the shipped maps "
+                               f"{', '.join(shipped)}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yml", ".yaml"):
+            import yaml
+            raw = yaml.safe_load(text)
+        else:
+            raw = json.loads(text)
+    except Exception as exc:   # json / yaml syntax errors have many types
+        raise MocapFormatError(f"{path}: not a readable joint map ({type(exc).__name__}: "
+                               f"{exc})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("joints"), dict):
+        raw = raw["joints"]
+    if not isinstance(raw, dict) or not raw:
+        raise MocapFormatError(f"{path}: a joint map is a mapping {{file joint name: CMU bone "
+                               f"name}}, e.g. {{\"mixamorig:LeftUpLeg\": \"lfemur\"}}")
+    out = {}
+    for name, bone in raw.items():
+        if not isinstance(bone, str) or bone.lower() not in CMU_BONES:
+            raise MocapFormatError(f"{path}: entry '{name}': '{bone}' is not a CMU bone name; "
+                                   f"known: {', '.join(CMU_BONES)}")
+        out[str(name).lower()] = bone.lower()
+    return out
+
+
+def _default_joint_map() -> Dict[str, str]:
+    out = {}
+    for name in ("cmu", "motionbuilder"):
+        out.update(load_joint_map(name))
+    return out
+
+
+DEFAULT_JOINT_MAP = _default_joint_map()       # ASF bone names and the CMU-BVH names
+BVH_ALIASES = load_joint_map("motionbuilder")  # the CMU-BVH names alone (lower-cased)
 # Millimetres per file unit, by name.
 LENGTH_UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "inch": 25.4}
 # Plausible standing height of an adult (rest pose, head top to lowest foot point), mm.
@@ -129,31 +181,40 @@ def length_unit_mm(unit) -> float:
     return value
 
 
-def bvh_to_h36m32(clip: bvh.BvhClip, unit, up: str = "y") -> np.ndarray:
-    """World joints (N, 32, 3) in mm, Z up, H36M-32 order, from a BVH clip of a CMU-like body.
+def bvh_to_h36m32(clip: bvh.BvhClip, unit, up: str = "y",
+                  joint_map: Optional[Dict[str, str]] = None) -> np.ndarray:
+    """World joints (N, 32, 3) in mm, Z up, H36M-32 order, from a BVH clip of a human body.
 
-    Joints are matched by name (ASF bone names, or the aliases in ``BVH_ALIASES``); a bone's end
-    is its joint's End Site, or else its first child joint. ``up`` is the file's up axis.
+    Joints are matched by name through ``joint_map`` ({lower-cased file joint name: CMU bone},
+    :func:`load_joint_map`; default: ASF bone names and the usual CMU-BVH names); a bone's end
+    is where ``END_AT_CHILD`` says, else its joint's End Site, else its first child joint.
+    The root joint is the root whatever its name. ``up`` is the file's up axis.
     """
     if up not in ("y", "z"):
         raise ValueError(f"up must be 'y' or 'z', got '{up}'")
+    names = DEFAULT_JOINT_MAP if joint_map is None else joint_map
     pos = bvh.forward_kinematics(clip)
     by_bone, children = {}, {}
     for j in clip.joints:
-        bone = "root" if j.parent < 0 else BVH_ALIASES.get(j.name.lower(), j.name.lower())
-        by_bone.setdefault(bone, j)
+        bone = "root" if j.parent < 0 else names.get(j.name.lower())
+        if bone is not None:
+            by_bone.setdefault(bone, j)
         if j.parent >= 0:
             children.setdefault(clip.joints[j.parent].name, []).append(j.name)
     missing = sorted({b for b, _ in H36M32_FROM_CMU if b not in by_bone})
     if missing:
         raise ValueError(f"{clip.source or 'BVH clip'}: no joints for the CMU bones {missing} "
                          f"needed for the H36M mapping (joint names are matched to CMU bone "
-                         f"names or the usual CMU-BVH names, e.g. LeftUpLeg = lfemur)")
+                         f"names or the usual CMU-BVH names, e.g. LeftUpLeg = lfemur; for "
+                         f"another naming scheme pass --joint-map with one of the shipped maps "
+                         f"({', '.join(shipped_joint_maps())}) or your own JSON/YAML file)")
 
     def point(bone, where):
         j = by_bone[bone]
         if where == "start" or bone == "root":
             return pos[j.name]
+        if END_AT_CHILD.get(bone) in by_bone:
+            return pos[by_bone[END_AT_CHILD[bone]].name]
         if j.site is not None:
             return pos[j.name + bvh.SITE_SUFFIX]
         if j.name in children:
@@ -206,14 +267,16 @@ def clip_to_sequence(skeleton: AsfSkeleton, motion: AmcMotion, subject: int, act
 
 def bvh_clip_to_sequence(clip: bvh.BvhClip, subject: int, action, subaction_idx: int = 1,
                          options: ImportOptions = ImportOptions(), cameras: Optional[Dict] = None,
-                         unit="cm", up: str = "y") -> Sequence:
+                         unit="cm", up: str = "y",
+                         joint_map: Optional[Dict[str, str]] = None) -> Sequence:
     """One BVH clip -> one :class:`Sequence`; the body must come out of human height."""
     rest = bvh.BvhClip(clip.joints, clip.frame_time, np.zeros((1, clip.motion.shape[1])),
                        clip.source)
-    check_human_height(bvh_to_h36m32(rest, unit, up), clip.source, unit)
+    check_human_height(bvh_to_h36m32(rest, unit, up, joint_map), clip.source, unit)
     if options.fps_out is not None and abs(options.fps_out - clip.fps) > 1e-6:
         clip = clip.resample(options.fps_out)
-    return joints_to_sequence(bvh_to_h36m32(clip, unit, up), np.arange(clip.num_frames), subject,
+    return joints_to_sequence(bvh_to_h36m32(clip, unit, up, joint_map),
+                              np.arange(clip.num_frames), subject,
                               action, subaction_idx, options, cameras)
 
 
@@ -275,17 +338,22 @@ def import_clips(asf_path, amc_paths: Seq, subject: int = 1, actions="Walking",
 
 def import_bvh_clips(bvh_paths: Seq, subject: int = 1, actions="Walking",
                      options: ImportOptions = ImportOptions(), unit="cm",
-                     up: str = "y") -> PoseCorpus:
-    """BVH clips (one body each, CMU-like joint names) -> a PoseCorpus, as :func:`import_clips`.
+                     up: str = "y", joint_map=None) -> PoseCorpus:
+    """BVH clips (one body each) -> a PoseCorpus, as :func:`import_clips`.
 
     ``unit`` is the files' length unit ('mm', 'cm', 'm', 'inch' or mm per unit) and ``up`` their
     up axis; a body that does not come out of human height is an error naming both.
+    ``joint_map`` names the joints: a shipped map ('cmu', 'mixamo', 'motionbuilder'), a file
+    (:func:`load_joint_map`), a ready dict, or None (ASF and CMU-BVH names).
     """
+    if joint_map is not None and not isinstance(joint_map, dict):
+        joint_map = load_joint_map(joint_map)
     bvh_paths = [Path(p) for p in bvh_paths]
     actions = _per_clip_actions(actions, bvh_paths, "BVH")
     cameras = h36m_cameras(options.camera_subject)
     seqs = [bvh_clip_to_sequence(bvh.read_bvh(path, max_frames=options.max_frames), subject,
-                                 action, 1, options, cameras, unit=unit, up=up)
+                                 action, 1, options, cameras, unit=unit, up=up,
+                                 joint_map=joint_map)
             for path, action in zip(bvh_paths, actions)]
     return PoseCorpus(sequences=_number_subactions(seqs), cameras={subject: cameras},
                       source="bvh:" + ",".join(p.name for p in bvh_paths))
