@@ -7,7 +7,8 @@ DIR holds CMU subject folders (``03/03.asf``, ``03/03_01.amc``, ...). A model is
 synthetic default with the YAML's schedule unless ``--weights`` names one. CMU subject 03
 is seen through a real Human3.6M camera and written as (a) H36M-17 ``.npy``, (b) COCO-17 results
 JSON, (c) an OpenPose BODY_25 folder; each is lifted end to end and compared with the clip's
-3D joints. Figures go to stdout and, with --json, to a file.
+3D joints. Then ``infer.py --video`` renders the first ``--video-frames`` frames (frames/s of
+drawing and encoding the MP4). Figures go to stdout and, with --json, to a file.
 """
 import argparse
 import json
@@ -75,6 +76,8 @@ def main(argv=None):
     p.add_argument("--weights", default=None)
     p.add_argument("--steps", type=int, default=0,
                    help="cap training at one epoch of this many steps (0: the YAML's schedule)")
+    p.add_argument("--video-frames", type=int, default=500,
+                   help="frames of the --video measurement (0: skip it)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(2)
@@ -101,6 +104,17 @@ def main(argv=None):
             err = float(mpjpe_per_sample(res["poses_3d"].astype(np.float64), gt).mean())
             results[fmt] = {"frames_per_s": len(gt) / wall, "mpjpe_mm": err}
             print(f"{fmt:9s} {len(gt) / wall:9.0f} frames/s end to end   MPJPE {err:7.2f} mm")
+        if args.video_frames:
+            clip = tmp / "video_input.npy"
+            np.save(clip, kp17[:args.video_frames])
+            res = infer_main(["--cfg", args.cfg, "--weights", weights, "--input", str(clip),
+                              "--out", str(tmp / "out_video"), "--layout", "h36m17", *size,
+                              "--video", "--fps", "50"])
+            results["video"] = {"frames": min(args.video_frames, len(kp17)),
+                                "frames_per_s": res["video_frames_per_s"],
+                                "file": Path(res["video"]).suffix[1:]}
+            print(f"--video   {res['video_frames_per_s']:9.0f} frames/s rendered and encoded "
+                  f"({results['video']['file']}, {results['video']['frames']} frames)")
         mean = np.broadcast_to(gt.mean(0), gt.shape)
         results["clip_mean_pose_mpjpe_mm"] = float(mpjpe_per_sample(mean, gt).mean())
         results["coco_cost_mm"] = results["coco"]["mpjpe_mm"] - results["npy"]["mpjpe_mm"]

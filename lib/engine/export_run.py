@@ -7,7 +7,6 @@ order (``pose`` first; HGN adds ``mesh_mid`` and ``mesh_fine``), root-relative m
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,15 @@ import torch
 
 from lib.config import load_config
 from lib.engine.run import load_trained_model, trained_model_parser
+from lib.errors import PoseError
+from lib.fileio import atomic_write
 from lib.experiment import get_logger
 
 FORMATS = ("onnx", "torchscript")
 CHECK_TOLERANCE = 1e-4       # metres; float32 round-off is ~1e-7
 
 
-class ExportError(ValueError):
+class ExportError(PoseError, ValueError):
     """The export failed or its outputs disagree with PyTorch's."""
 
 
@@ -90,9 +91,8 @@ def export_model(model, num_joints: int, fmt: str, out: Path) -> dict:
     heads = ["pose"] + sorted(k for k in ref if k != "pose")
     wrapped = HeadsAsTuple(model, heads).eval()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp):
         if fmt == "onnx":
             _export_onnx(wrapped, x[:2], tmp, heads)
             got = run_onnx(tmp, x.numpy())
@@ -103,15 +103,13 @@ def export_model(model, num_joints: int, fmt: str, out: Path) -> dict:
             loaded = torch.jit.load(str(tmp))
             with torch.no_grad():
                 got = [t.numpy() for t in loaded(x)]
-        diffs = {h: float(np.abs(np.asarray(g) - ref[h].numpy()).max())
+        found = {h: float(np.abs(np.asarray(g) - ref[h].numpy()).max())
                  for h, g in zip(heads, got)}
-        if max(diffs.values()) > CHECK_TOLERANCE:
+        if max(found.values()) > CHECK_TOLERANCE:
             raise ExportError(f"the exported {fmt} model disagrees with PyTorch on a check batch "
-                              f"(max |diff| per head, metres: {diffs}); nothing written to {out}")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                              f"(max |diff| per head, metres: {found}); nothing written to {out}")
+        return found
+    diffs = atomic_write(out, write)      # the temporary file never outlives a failure
     return diffs
 
 

@@ -28,6 +28,12 @@ def level_faces(ctx, level) -> np.ndarray:
     return coarse_faces(ctx.body_model().faces, cluster)
 
 
+def mesh_faces(ctx) -> dict:
+    """{head: triangles} of a mesh model's coarse outputs (``mesh_fine``, ``mesh_mid``)."""
+    _, fine, mid = ctx.mesh_levels()
+    return {"mesh_fine": level_faces(ctx, fine), "mesh_mid": level_faces(ctx, mid)}
+
+
 def write_visuals(cfg, ctx, dataset, pred: dict, metrics: dict, vis_dir) -> list:
     vis_dir = Path(vis_dir)
     skeleton = skeleton_for_joints(dataset.num_joints)
@@ -35,10 +41,7 @@ def write_visuals(cfg, ctx, dataset, pred: dict, metrics: dict, vis_dir) -> list
     written = []
     gt = codec.decode_pose(dataset.tensors["target_3d"].numpy())
     pose = codec.decode_pose(pred["pose"].numpy())
-    faces = {}
-    if "mesh_fine" in pred:
-        _, fine, mid = ctx.mesh_levels()
-        faces = {"mesh_fine": level_faces(ctx, fine), "mesh_mid": level_faces(ctx, mid)}
+    faces = mesh_faces(ctx) if "mesh_fine" in pred else {}
     for i in idx:
         t = dataset.tensors
         tag = (f"S{int(t['subject'][i])}_act{int(t['action'][i]):02d}_sub{int(t['subaction'][i])}"

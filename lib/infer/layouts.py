@@ -20,6 +20,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from lib.errors import PoseError
 from lib.geometry.skeleton import H36M16, H36M17, KEEP_17_TO_16
 
 COCO17_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
@@ -51,7 +52,7 @@ _DETECTOR_RULES = {
 }
 
 
-class KeypointInputError(ValueError):
+class KeypointInputError(PoseError, ValueError):
     """A keypoint file that cannot be used as it is; the message names the file and the fix."""
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from lib.data import codec
 from lib.data.lifting import LiftingDataset
+from lib.fileio import atomic_write, atomic_write_text
 from lib.geometry.skeleton import (H36M17, LIFTING_JOINT_SETS, convert_joints,
                                    skeleton_for_joints)
 from lib.infer.layouts import LAYOUTS, to_h36m17
@@ -41,6 +41,8 @@ def fill_gaps(xy: np.ndarray, missing: np.ndarray, frame_ids: np.ndarray,
     missing. Returns (filled xy, still-missing mask).
     """
     out, still = xy.copy(), missing.copy()
+    if not missing.any():
+        return out, still
     for person in np.unique(person_ids):
         rows = np.nonzero(person_ids == person)[0]
         rows = rows[np.argsort(frame_ids[rows], kind="stable")]
@@ -76,19 +78,52 @@ def to_model_joints(arr: np.ndarray, num_joints: int) -> np.ndarray:
     return convert_joints(arr, H36M17.name, LIFTING_JOINT_SETS[num_joints])
 
 
+MESH_HEADS = ("mesh_fine", "mesh_mid")      # the coarse-mesh outputs of a mesh model (HGN)
+
+
 def lift(model, prepared: PreparedInput, image_size, num_joints: int, device,
-         batch_size: int = 1024, progress=None) -> np.ndarray:
-    """(N, J, 3) float32 mm root-relative camera-axes poses; NaN rows where not valid."""
+         batch_size: int = 1024, progress=None, flip_test: bool = False) -> tuple:
+    """(poses, meshes): (N, J, 3) float32 mm root-relative camera-axes poses, NaN rows where
+    not valid; and for a mesh model {head: (N, R, 3) float32 mm} coarse meshes in the same
+    frame (shifted with the pose's root joint), else {}.
+
+    ``image_size`` is (width, height) or one per row, (N, 2).
+    """
     from lib.engine.evaluate import predict
-    w, h = image_size
-    x = to_model_joints(codec.encode_input(prepared.xy, w, h), num_joints)
-    poses = np.full((len(x), num_joints, 3), np.nan, np.float32)
+    n = len(prepared.xy)
+    sizes = np.broadcast_to(np.asarray(image_size, np.float64), (n, 2))
+    x = np.empty(prepared.xy.shape, np.float32)
+    for w, h in np.unique(sizes, axis=0):
+        rows = (sizes[:, 0] == w) & (sizes[:, 1] == h)
+        x[rows] = codec.encode_input(prepared.xy[rows], w, h)
+    x = to_model_joints(x, num_joints)
+    poses = np.full((n, num_joints, 3), np.nan, np.float32)
+    meshes = {}
     keep = np.nonzero(prepared.valid)[0]
     if len(keep):
         ds = LiftingDataset({"input_2d": np.ascontiguousarray(x[keep])}, name="input")
-        pred = predict(model, ds, device, batch_size=batch_size, progress=progress)
+        pred = predict(model, ds, device, batch_size=batch_size, progress=progress,
+                       flip_test=flip_test)
         poses[keep] = codec.decode_pose(pred["pose"]).numpy().astype(np.float32)
-    return poses
+        root_mm = pred["pose"][:, codec.ROOT_JOINT:codec.ROOT_JOINT + 1].double().numpy() \
+            * codec.MM_PER_M
+        for head in MESH_HEADS:
+            if head in pred:
+                mesh = np.full((n,) + tuple(pred[head].shape[1:]), np.nan, np.float32)
+                mesh[keep] = pred[head].double().numpy() * codec.MM_PER_M - root_mm
+                meshes[head] = mesh
+    return poses, meshes
+
+
+def row_image_sizes(track: KeypointTrack, image_size) -> np.ndarray:
+    """(N, 2) width and height per row: the dataset's cameras, or one size for the input."""
+    if track.image_sizes is not None:
+        if image_size:
+            raise KeypointInputError(
+                f"{track.source}: the dataset's cameras give each row's image size, so "
+                f"--image-size is not used here. Drop --image-size.")
+        return np.asarray(track.image_sizes, np.float64)
+    return np.tile(np.array(check_image_size(track, image_size)), (len(track.xy), 1))
 
 
 def check_image_size(track: KeypointTrack, image_size) -> tuple:
@@ -110,19 +145,18 @@ def write_outputs(out_dir: Path, track: KeypointTrack, prepared: PreparedInput,
     scores = to_model_joints(prepared.scores[..., None], num_joints)[..., 0]
     content = {"poses_3d": poses, "joint_names": names, "frame_ids": track.frame_ids,
                "person_ids": track.person_ids, "scores_2d": scores.astype(np.float32),
-               "valid": prepared.valid}
+               "valid": prepared.valid, **track.extras}
     out_dir.mkdir(parents=True, exist_ok=True)
     npz, js = out_dir / "poses_3d.npz", out_dir / "poses_3d.json"
-    tmp = out_dir / f".poses_3d.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **content)
-    os.replace(tmp, npz)
+    atomic_write(npz, lambda tmp: np.savez(tmp, **content))
     doc = {"units": "mm, root-relative, camera axes (x right, y down, z forward)",
            "joint_names": names.tolist(), "frame_ids": track.frame_ids.tolist(),
            "person_ids": track.person_ids.tolist(), "valid": prepared.valid.tolist(),
            "scores_2d": np.round(content["scores_2d"], 4).tolist(),
            "poses_3d": [None if not v else np.round(p, 2).tolist()
                         for p, v in zip(poses, prepared.valid)]}
-    tmp = out_dir / f".poses_3d.{os.getpid()}.tmp.json"
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, js)
+    for key, column in track.extras.items():     # a dataset input's GT poses and sample keys
+        column = np.asarray(column)
+        doc[key] = (np.round(column, 2) if column.dtype.kind == "f" else column).tolist()
+    atomic_write_text(js, json.dumps(doc))
     return [npz, js]

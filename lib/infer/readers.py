@@ -4,19 +4,22 @@ Every reader returns a :class:`KeypointTrack`: one row per (frame, person), pixe
 in the file's own joint layout, a confidence per joint (1 where the file has none) and, where
 the file says it, the image size. Several people in one image get person ids 0, 1, ... in
 descending detection score, so person k of consecutive frames forms one track.
+
+The input formats are plug-ins: :data:`INPUT_FORMATS` is the registry, and adding a format is
+one reader function under ``@register_input(name, sniff)``, where ``sniff(probe)`` says from
+the content whether a file is of this format (``--input-format auto`` asks the formats in
+registration order and takes the first that says yes).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from lib.infer.layouts import LAYOUTS, KeypointInputError, layout_for_count
-
-INPUT_FORMATS = ("auto", "coco", "openpose", "npy")
 
 
 @dataclass
@@ -28,11 +31,78 @@ class KeypointTrack:
     person_ids: np.ndarray            # (N,) int
     image_size: Optional[tuple] = None   # (width, height) in pixels, if the file has it
     source: str = ""
+    image_sizes: Optional[np.ndarray] = None  # (N, 2) per row, where rows differ (datasets)
+    fps: Optional[float] = None       # frame rate of frame_ids, if the format has one
+    extras: dict = field(default_factory=dict)   # more (N, ...) columns for the outputs
+    dataset: object = None            # the LiftingDataset of a dataset input (GT 3D, actions)
+    track_names: dict = field(default_factory=dict)   # person id -> words, where they say more
+    protocol: str = ""                # a dataset input: what is evaluated (test.py's card)
+    input_format: str = ""            # the INPUT_FORMATS entry that read it
 
     def __post_init__(self):
         n = len(self.xy)
         if not (len(self.scores) == len(self.frame_ids) == len(self.person_ids) == n):
             raise KeypointInputError(f"{self.source}: inconsistent keypoint rows")
+
+
+class Probe:
+    """What the sniffing functions look at: the path, and its JSON content read once."""
+
+    def __init__(self, path: Optional[Path], cfg=None):
+        self.path = None if path is None else Path(path)
+        self.cfg = cfg                 # the run's config (dataset inputs need it), or None
+        self._json = None
+        self.json_error: Optional[KeypointInputError] = None   # why the file is not JSON
+
+    @property
+    def json(self):
+        """The file's JSON content, or None where it is a folder or not JSON (``json_error``
+        then says why: an empty file, a syntax error)."""
+        if self._json is None and self.json_error is None and self.path.is_file():
+            try:
+                self._json = _load_json(self.path)
+            except KeypointInputError as exc:
+                self.json_error = exc
+        return self._json
+
+
+@dataclass
+class ReadOptions:
+    """What a reader may need besides the file: the command line's choices."""
+    layout: Optional[str] = None       # --layout of an array input
+    cfg: object = None                 # the run's config (dataset inputs)
+    split: Optional[str] = None        # --split of a dataset input
+    subjects: Optional[tuple] = None   # --subjects of a dataset input
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    name: str
+    sniff: Callable[[Probe], bool]
+    read: Callable[[Probe, ReadOptions], KeypointTrack]
+    summary: str
+    needs_input: bool = True           # False: without --input it reads the config's files
+
+
+INPUT_FORMATS: Dict[str, InputFormat] = {}
+
+
+def register_input(name: str, sniff: Callable[[Probe], bool], needs_input: bool = True):
+    """Decorator of a reader ``read(probe, options) -> KeypointTrack``: registers the input
+    format ``name`` (an --input-format value) with its content test for ``auto``.
+    ``needs_input`` False: the reader also runs without --input (``probe.path`` None)."""
+    def decorate(read):
+        if name in INPUT_FORMATS or name == "auto":
+            raise ValueError(f"input format '{name}' is registered twice")
+        summary = (read.__doc__ or name).strip().splitlines()[0]
+        INPUT_FORMATS[name] = InputFormat(name, sniff, read, summary, needs_input)
+        return read
+    return decorate
+
+
+def input_format_names() -> tuple:
+    """The --input-format choices: 'auto' and every registered format."""
+    return ("auto", *INPUT_FORMATS)
 
 
 def _fail(path, problem, fix) -> KeypointInputError:
@@ -87,6 +157,54 @@ def _load_json(path: Path):
     except json.JSONDecodeError as exc:
         raise _fail(path, f"is not valid JSON ({exc.msg}, line {exc.lineno})",
                     "Pass a COCO or OpenPose keypoint JSON.") from None
+
+
+def _is_coco(probe: Probe) -> bool:
+    data = probe.json
+    return (isinstance(data, dict) and "annotations" in data) or (
+        isinstance(data, list) and bool(data) and isinstance(data[0], dict)
+        and "keypoints" in data[0])
+
+
+def _is_openpose(probe: Probe) -> bool:
+    if probe.path.is_dir():
+        return True
+    return isinstance(probe.json, dict) and "people" in probe.json
+
+
+def _is_array(probe: Probe) -> bool:
+    return probe.path.is_file() and probe.path.suffix in (".npy", ".npz")
+
+
+def _is_dataset(probe: Probe) -> bool:
+    from lib.infer.dataset_input import is_dataset_root
+    return probe.path.is_dir() and probe.cfg is not None and is_dataset_root(probe.path,
+                                                                             probe.cfg)
+
+
+@register_input("npy", _is_array)
+def read_npy(probe: Probe, opts: ReadOptions) -> KeypointTrack:
+    """numpy (T, J, 2|3) arrays (.npy, or .npz with a 'keypoints' array) in --layout."""
+    return read_array(probe.path, opts.layout)
+
+
+@register_input("h36m", _is_dataset, needs_input=False)
+def read_h36m(probe: Probe, opts: ReadOptions) -> KeypointTrack:
+    """Human3.6M files themselves (the YAML's DATASET format), a split or subjects, with GT 3D."""
+    from lib.infer.dataset_input import read_dataset
+    return read_dataset(probe.path, opts.cfg, opts.split, opts.subjects)
+
+
+@register_input("openpose", _is_openpose)
+def read_openpose_input(probe: Probe, opts: ReadOptions) -> KeypointTrack:
+    """OpenPose per-frame JSON (BODY_25 / COCO-18), a folder of them being one sequence."""
+    return read_openpose(probe.path)
+
+
+@register_input("coco", _is_coco)
+def read_coco_input(probe: Probe, opts: ReadOptions) -> KeypointTrack:
+    """COCO keypoint results (MMPose, Detectron2, ViTPose) or the annotation layout."""
+    return read_coco(probe.path, probe.json)
 
 
 def read_coco(path: Path, data=None) -> KeypointTrack:
@@ -165,38 +283,48 @@ def read_array(path: Path, layout: Optional[str]) -> KeypointTrack:
     return _assemble(rows, path, layout=layout)
 
 
-def detect_format(path: Path) -> str:
-    """'coco', 'openpose' or 'npy' from the file's content (a folder: OpenPose frames)."""
-    if path.is_dir():
-        return "openpose"
-    if path.suffix in (".npy", ".npz"):
-        return "npy"
-    data = _load_json(path)
-    if isinstance(data, dict) and "people" in data:
-        return "openpose"
-    if (isinstance(data, dict) and "annotations" in data) or (
-            isinstance(data, list) and data and isinstance(data[0], dict)
-            and "keypoints" in data[0]):
-        return "coco"
-    raise _fail(path, "is neither COCO keypoints (a results list or images/annotations) nor "
-                      "OpenPose output (people[].pose_keypoints_2d)",
+def detect_format(path: Path, cfg=None) -> str:
+    """The first registered format whose content test accepts ``path`` (a folder: a dataset
+    root the YAML's DATASET format reads, else OpenPose frames)."""
+    probe = Probe(path, cfg)
+    return _detect(probe)
+
+
+def _detect(probe: Probe) -> str:
+    for fmt in INPUT_FORMATS.values():
+        if fmt.sniff(probe):
+            return fmt.name
+    if probe.json_error is not None:       # empty, or not JSON: say that, not "neither"
+        raise probe.json_error
+    raise _fail(probe.path, "is neither COCO keypoints (a results list or images/annotations) "
+                            "nor OpenPose output (people[].pose_keypoints_2d)",
                 "Pass --input-format to say which it is, or convert it to a (T, J, 3) .npy.")
 
 
-def read_keypoints(path, input_format: str = "auto", layout: Optional[str] = None
-                   ) -> KeypointTrack:
+def read_keypoints(path, input_format: str = "auto", layout: Optional[str] = None,
+                   cfg=None, split: Optional[str] = None, subjects=None) -> KeypointTrack:
+    if input_format != "auto" and input_format not in INPUT_FORMATS:
+        raise KeypointInputError(f"unknown --input-format '{input_format}' "
+                                 f"(one of {', '.join(input_format_names())})")
+    if path is None:
+        if input_format == "auto" or INPUT_FORMATS[input_format].needs_input:
+            takes = [f.name for f in INPUT_FORMATS.values() if not f.needs_input]
+            raise KeypointInputError(
+                f"no --input given: pass the keypoint file or folder with --input PATH (only "
+                f"--input-format {' / '.join(takes)} reads the YAML's own DATASET without it)")
+        track = INPUT_FORMATS[input_format].read(Probe(None, cfg),
+                                                 ReadOptions(layout, cfg, split, subjects))
+        track.input_format = input_format
+        return track
     path = Path(path)
     if not path.exists():
         raise KeypointInputError(f"{path}: no such file or folder. Check --input.")
-    fmt = detect_format(path) if input_format == "auto" else input_format
-    if fmt == "coco":
-        return read_coco(path)
-    if fmt == "openpose":
-        return read_openpose(path)
-    if fmt == "npy":
-        return read_array(path, layout)
-    raise KeypointInputError(f"unknown --input-format '{input_format}' "
-                             f"(one of {', '.join(INPUT_FORMATS)})")
+    probe = Probe(path, cfg)
+    fmt = _detect(probe) if input_format == "auto" else input_format
+    track = INPUT_FORMATS[fmt].read(probe, ReadOptions(layout, cfg, split, subjects))
+    track.input_format = fmt
+    return track
 
 
-__all__: List[str] = ["KeypointTrack", "KeypointInputError", "read_keypoints", "detect_format"]
+__all__: List[str] = ["KeypointTrack", "KeypointInputError", "INPUT_FORMATS", "register_input",
+                      "read_keypoints", "detect_format"]
