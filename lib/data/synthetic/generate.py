@@ -12,8 +12,10 @@ Layout (the real one, under ``--out``)::
     README.md   manifest.json
 
 Subjects S1, S5-S9, S11 x 15 actions x 2 sub-actions, seen by the four real H36M cameras at
-50 fps. Per frame: SMPL parameters, the posed mesh (not stored), H36M-17 joints regressed from
-it (so 3D, 2D and mesh agree), exact 2D (the GT file) and CPN-like detections (the CPN file).
+50 fps. Per frame: H36M-17 joints from the forward kinematics of the subject's rigid skeleton
+(:mod:`.skeleton`), SMPL parameters fitted to them (the mesh agrees with the joints to a few
+centimetres, as real fits do), exact 2D (the GT file) and CPN-like detections (the CPN file).
+What the motion and the fit model: docs/synthetic.md.
 Everything derives from ``--seed``; the same arguments give the same bytes (manifest aside).
 The set is built in a temporary folder and renamed into place, so an interrupted run leaves no
 half dataset; a complete set with the same parameters is left alone.
@@ -29,33 +31,33 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[3]    # the repository root
 
 from lib.data.corpus import PoseCorpus, Sequence, SmplParams
 from lib.data.formats.h36m_npz import write_h36m_npz
 from lib.data.formats.h36m_json import write_h36m_json
-from lib.data.synthetic import motion
+from lib.data.synthetic import motion, skeleton
 from lib.data.synthetic.detector_noise import DetectorNoise
-from lib.body.smpl import BodyModel, regress_joints
+from lib.body.smpl import BodyModel
 from lib.body.synthetic_model import (
     build_h36m_regressor, build_synthetic_body_model, write_synthetic_body_model)
+from lib.errors import PoseError
 from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS
+from lib.progress import progress
 
-VERSION = 2                 # bump when the generated data change
+VERSION = 3                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)
 CPN_KEYPOINTS = "cpn_ft_h36m_dbb"
 MANIFEST = "manifest.json"
-SHAPE_STD, SHAPE_MAX = 0.7, 1.9          # per-subject beta ~ N(0, 0.7^2), |beta| < 2
 # Purposes mixed into the per-sequence seeds, so each random stream is independent.
 _MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT = 1, 2, 3, 4, 5
 
 
-class SynthesisError(ValueError):
+class SynthesisError(PoseError, ValueError):
     """The generator cannot do what was asked (existing folder, impossible placement)."""
 
 
@@ -64,67 +66,78 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *[int(k) for k in keys]])
 
 
-def subject_shape(seed: int, subject: int, num_betas: int = 10) -> np.ndarray:
-    """The subject's SMPL shape: beta ~ N(0, SHAPE_STD^2), clipped to |beta| < 2."""
-    rng = _rng(seed, _SUBJECT, subject)
-    return np.clip(rng.normal(0.0, SHAPE_STD, num_betas), -SHAPE_MAX, SHAPE_MAX)
-
-
 def subject_style(seed: int, subject: int) -> motion.Style:
     return motion.Style.sample(_rng(seed, _SUBJECT, subject, 1))
 
 
 # ----------------------------------------------------------------------------- one sequence
 class SequenceSynthesizer:
-    """Turns (subject, action, sub-action) into a :class:`Sequence` for one body model."""
+    """Turns (subject, action, sub-action) into a :class:`Sequence` for one body model.
 
-    def __init__(self, body: BodyModel, weights: np.ndarray, regressor: np.ndarray, seed: int,
+    Joints: forward kinematics of the subject's rigid skeleton (:mod:`.skeleton`). SMPL
+    parameters: a fit to them (same joint rotations, betas fitted to the bone lengths once per
+    subject, translation putting the fitted body on the skeleton).
+    """
+
+    def __init__(self, body: BodyModel, model: dict, regressor: np.ndarray, seed: int,
                  invalid_fit_rate: float = 0.005, margin_px: float = 10.0, max_tries: int = 8):
         self.body = body
+        self.model = model
         self.regressor = np.asarray(regressor, np.float64)
         self.seed = seed
         self.invalid_fit_rate = invalid_fit_rate
         self.margin_px = margin_px
         self.max_tries = max_tries
-        self.foot_ids = motion.body_part_vertices(weights, motion.FOOT_JOINTS)
-        self.seat_ids = motion.body_part_vertices(weights, motion.SEAT_JOINTS)
         self._subjects = {}
 
     def subject(self, subject: int) -> dict:
-        """Shape, style, rest skeleton, cameras and capture centre of one subject (cached)."""
+        """Skeleton, fitted shape, style, cameras and capture centre of one subject (cached)."""
         if subject not in self._subjects:
-            shape = subject_shape(self.seed, subject)
-            _, rest_joints = self.body.forward(np.zeros((1, 72)), shape[None], None)
+            skel = skeleton.sample_skeleton(_rng(self.seed, _SUBJECT, subject, 2))
+            shape, offset = skeleton.fit_body(self.model["v_template"], self.model["shapedirs"],
+                                              self.regressor, skel.rest_points())
+            verts, rest_joints = self.body.forward(np.zeros((1, 72)), shape[None], None)
+            root = rest_joints[0, 0].double().numpy()
+            pelvis = (self.regressor[:1] @ verts[0].double().numpy())[0]
             cams = h36m_cameras(subject)
             self._subjects[subject] = {
-                "shape": shape, "style": subject_style(self.seed, subject),
-                "rest": motion.RestSkeleton(np.asarray(rest_joints[0], np.float64)),
+                "shape": shape, "skeleton": skel, "style": subject_style(self.seed, subject),
+                "rest": motion.RestSkeleton(skel.smpl_rest_joints()),
+                "rest_root": root, "rest_pelvis_offset": pelvis - root + offset,
                 "cameras": cams, "centre_xy": motion.capture_centre(cams)[:2] / 1000.0}
         return self._subjects[subject]
 
-    def make(self, subject: int, action: str, subaction: int, num_frames: int) -> Sequence:
+    def motion(self, subject: int, action: str, subaction: int, num_frames: int):
+        """(joints (N, 17, 3) mm, contact points (N, 6, 3) mm, SMPL pose, trans) of one clip."""
         info = self.subject(subject)
         action_idx = ACTION_IDX[action]
         for attempt in range(self.max_tries):
             rng = _rng(self.seed, _MOTION, subject, action_idx, subaction, attempt)
             tracks = motion.action_tracks(action, num_frames, info["rest"], rng, info["style"])
-            tracks.position_xy = tracks.position_xy * 0.85 ** attempt   # tighter on retries
-            pose = motion.compose_pose(tracks, info["rest"])
-            shape = np.repeat(info["shape"][None], num_frames, 0)
-            verts, joints24 = self.body.forward(pose, shape, None)
-            trans, _ = motion.root_translation(
-                verts.double().numpy(), joints24[:, 0].double().numpy(),
-                info["centre_xy"] + tracks.position_xy, tracks.seated, self.foot_ids,
-                self.seat_ids)
-            # float32 like the body model, so forward(pose, shape, trans) rebuilds these joints
-            trans = trans.astype(np.float32).astype(np.float64)
-            placed = verts + torch.as_tensor(trans, dtype=torch.float32)[:, None]
-            joints_mm = regress_joints(placed, self.regressor).double().numpy() * 1000.0
-            if motion.joints_inside_images(joints_mm, info["cameras"], self.margin_px):
+            tracks.position_xy = tracks.position_xy * 0.8 ** attempt   # tighter on retries
+            R = motion.compose_rotations(tracks, info["rest"])
+            points = skeleton.forward_kinematics(info["skeleton"], R)
+            root = motion.root_position(points, info["centre_xy"] + tracks.position_xy,
+                                        tracks.seated, skeleton.FOOT_POINTS,
+                                        skeleton.SEAT_POINTS, chair_height=tracks.chair)
+            placed = (points + root[:, None]) * 1000.0
+            if motion.joints_inside_images(placed[:, :17], info["cameras"], self.margin_px):
                 break
         else:
             raise SynthesisError(f"S{subject} {action} {subaction}: body leaves a camera image "
                                  f"after {self.max_tries} placements; lower margin_px")
+        pose = motion.matrix_to_axis_angle(R).reshape(num_frames, 72)
+        trans = skeleton.smpl_translation(root, R[:, 0], info["rest_root"],
+                                          info["rest_pelvis_offset"])
+        # float32 like the body model and the files
+        return (placed[:, :17], placed[:, 17:], pose.astype(np.float32).astype(np.float64),
+                trans.astype(np.float32).astype(np.float64))
+
+    def make(self, subject: int, action: str, subaction: int, num_frames: int) -> Sequence:
+        info = self.subject(subject)
+        action_idx = ACTION_IDX[action]
+        joints_mm, _, pose, trans = self.motion(subject, action, subaction, num_frames)
+        shape = np.repeat(info["shape"][None], num_frames, 0)
         valid = _rng(self.seed, _FIT, subject, action_idx, subaction).random(num_frames) \
             >= self.invalid_fit_rate
         smpl = SmplParams(pose=pose, shape=shape, trans=trans, valid=valid)
@@ -208,11 +221,14 @@ accuracy on the real dataset.
   {params['frames_per_sequence']} frames per sequence at 50 fps; {summary['num_sequences']}
   sequences, {summary['num_frames']} frames, seen by the four real H36M cameras (public
   calibration, with lens distortion).
-* Motion: parametric SMPL poses per action (gait cycles, sitting, gestures, hand-to-face),
-  joint limits enforced, feet on the floor, every joint inside every camera image.
+* Motion: per-action joint-angle tracks (gaits with turns, chairs and the floor, crouching,
+  gestures), joint limits enforced, feet on the floor, every joint inside every camera image.
+  Joints: forward kinematics of a rigid skeleton per subject (rigid bones, proportions sampled
+  within adult ranges); SMPL parameters: a fit to those joints (a few cm apart, like real fits).
 * `smpl/`: a synthetic body model in SMPL's file format (NOT the SMPL model).
-* `Human36M/annotations/`: COCO-style JSON (HGN / Pose2Mesh); joints are the H36M-17 regressor
-  (`Human36M/J_regressor_h36m_correct.npy`) applied to the posed mesh, in world mm.
+* `Human36M/annotations/`: COCO-style JSON (HGN / Pose2Mesh); joints in world mm. The H36M-17
+  regressor (`Human36M/J_regressor_h36m_correct.npy`) applied to the fitted mesh gives joints
+  near them, not on them.
   About {100 * params['invalid_fit_rate']:.1f}% of frames have no SMPL fit, as in the real files.
 * `data_3d_h36m.npz`, `data_2d_h36m_gt.npz` (16 joints, exact projection),
   `data_2d_h36m_{CPN_KEYPOINTS}.npz` (17 joints, CPN-like detector noise; a few sequences are a
@@ -261,14 +277,17 @@ def generate_synthetic_h36m(out_dir=DEFAULT_OUT, seed: int = 0,
     parameters already present and complete, nothing is written (summary['skipped'] is True).
     """
     if size not in FRAMES_PER_SEQUENCE:
-        raise ValueError(f"size must be one of {sorted(FRAMES_PER_SEQUENCE)}, got '{size}'")
+        raise SynthesisError(f"size must be one of {sorted(FRAMES_PER_SEQUENCE)}, got '{size}'")
     frames = int(frames_per_sequence or FRAMES_PER_SEQUENCE[size])
     if frames < 2:
-        raise ValueError(f"frames_per_sequence must be >= 2, got {frames}")
+        raise SynthesisError(f"frames_per_sequence must be >= 2, got {frames}")
     subjects, actions, subactions = list(subjects), list(actions), list(subactions)
     unknown = [a for a in actions if a not in ACTION_IDX]
     if unknown:
-        raise ValueError(f"unknown actions {unknown}; known: {', '.join(ACTIONS)}")
+        raise SynthesisError(f"unknown actions {unknown}; known: {', '.join(ACTIONS)}")
+    if not subjects or set(subjects) - set(ALL_SUBJECTS):
+        raise SynthesisError(f"subjects {sorted(set(subjects) - set(ALL_SUBJECTS)) or '[]'} have "
+                             f"no Human3.6M cameras; use some of {list(ALL_SUBJECTS)} (--subjects)")
     params = _parameters(seed, frames, subjects, actions, subactions, invalid_fit_rate,
                          longer_2d_rate, margin_px)
     out_dir = Path(out_dir)
@@ -298,10 +317,11 @@ def generate_synthetic_h36m(out_dir=DEFAULT_OUT, seed: int = 0,
         timings["body_model_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        synth = SequenceSynthesizer(body, model_dict["weights"], regressor, seed,
+        synth = SequenceSynthesizer(body, model_dict, regressor, seed,
                                     invalid_fit_rate=invalid_fit_rate, margin_px=margin_px)
-        sequences = [synth.make(s, a, sub, frames)
-                     for s in subjects for a in actions for sub in subactions]
+        sequences = [synth.make(s, a, sub, frames) for s, a, sub in progress(
+            [(s, a, sub) for s in subjects for a in actions for sub in subactions],
+            desc="synthesizing sequences", unit="seq")]
         cameras = {s: synth.subject(s)["cameras"] for s in subjects}
         timings["motion_and_mesh_s"] = time.perf_counter() - tick
 

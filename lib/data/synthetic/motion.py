@@ -1,9 +1,12 @@
-"""Parametric SMPL motion for the 15 Human3.6M actions.
+"""Motion for the 15 Human3.6M actions, as rotations of the SMPL joint tree.
 
 Every action is built from anatomical angle tracks (hip flexion, knee flexion, spine bend, ...)
 and hand targets that a two-bone IK turns into shoulder and elbow rotations. Tracks are sums of
 low-frequency sinusoids, periodic gait cycles and C2 smooth transitions, so the motion is smooth
-by construction; every angle is then clamped to :data:`JOINT_LIMITS_DEG`.
+by construction; each clip adds its own habits (:func:`_variation`), and every angle is then
+squeezed smoothly into :data:`JOINT_LIMITS_DEG`. The rotations drive both the rigid skeleton
+that gives the joints (:mod:`.skeleton`) and the fitted SMPL-format body. What each action does:
+docs/synthetic.md.
 
 Conventions (SMPL rest pose: y up, the body faces +z, its left is +x):
 * hip flexion (thigh forward) is a negative rotation about x; knee flexion (shank backward) a
@@ -29,6 +32,9 @@ from scipy.spatial.transform import Rotation
 from lib.geometry.skeleton import ACTIONS
 
 FPS = 50
+# Half-extent (x, y) of where in the capture volume a clip starts, metres from the capture
+# centre: the distance to each camera, and so the body's size in the image, varies per clip.
+PLACEMENT_SPREAD_M = np.array([0.9, 1.4])
 SIDES = ("L", "R")
 LATERAL = {"L": 1.0, "R": -1.0}   # sign of the body's x axis on each side
 
@@ -47,19 +53,19 @@ _SIDE_JOINT = {(s, part): _J[f"{'left' if s == 'L' else 'right'}_{part}"]
 JOINT_LIMITS_DEG = {
     "knee_flex": (0.0, 150.0),      # knees only flex
     "elbow_flex": (5.0, 150.0),     # elbows only flex (IK keeps a small bend)
-    "hip_flex": (-20.0, 120.0),     # negative: extension
-    "hip_abd": (-15.0, 40.0),       # negative: adduction
-    "hip_rot": (-30.0, 30.0),
-    "ankle_flex": (-20.0, 45.0),    # negative: dorsiflexion
-    "spine_flex": (-15.0, 45.0),    # whole spine, spread over spine1..3
-    "spine_lat": (-20.0, 20.0),
-    "spine_twist": (-35.0, 35.0),
-    "neck_flex": (-20.0, 35.0),
-    "neck_twist": (-50.0, 50.0),
-    "head_flex": (-20.0, 25.0),
+    "hip_flex": (-20.0, 125.0),     # negative: extension
+    "hip_abd": (-15.0, 45.0),       # negative: adduction
+    "hip_rot": (-35.0, 35.0),
+    "ankle_flex": (-30.0, 45.0),    # negative: dorsiflexion
+    "spine_flex": (-20.0, 70.0),    # whole spine, spread over spine1..3
+    "spine_lat": (-25.0, 25.0),
+    "spine_twist": (-45.0, 45.0),
+    "neck_flex": (-25.0, 45.0),
+    "neck_twist": (-60.0, 60.0),
+    "head_flex": (-25.0, 30.0),
     "head_lat": (-20.0, 20.0),
-    "pelvis_tilt": (-10.0, 25.0),   # forward tilt of the whole body about the pelvis
-    "pelvis_list": (-8.0, 8.0),
+    "pelvis_tilt": (-15.0, 60.0),   # forward tilt of the whole body about the pelvis
+    "pelvis_list": (-10.0, 10.0),
     "wrist_flex": (-50.0, 50.0),
 }
 _SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
@@ -202,6 +208,8 @@ class Tracks:
     position_xy: np.ndarray = None   # (N, 2) metres, relative to the capture centre
     heading: np.ndarray = None       # (N,) radians about world z
     seated: np.ndarray = None        # (N,) 0 standing .. 1 seated
+    chair: float = None              # seat height (m); None: fitted to the legs; 0: floor
+    gait: bool = False               # the legs walk (their ankles follow the gait cycle)
 
     @property
     def n(self):
@@ -232,13 +240,16 @@ class Tracks:
         self.pole[side] = (1 - w) * self.pole[side] + w * np.asarray(pole, np.float64)
 
     def clamp_to_limits(self):
+        """Squeeze every track into its limits, smoothly (:func:`soft_range`): a hard clamp
+        would put kinks, i.e. acceleration spikes, into the motion."""
+        w = np.deg2rad(10.0)
         for name, arr in self.scalars.items():
             lo, hi = np.deg2rad(JOINT_LIMITS_DEG[name])
-            self.scalars[name] = np.clip(arr, lo, hi)
+            self.scalars[name] = soft_range(arr, lo, hi, w)
         for name, per_side in self.sided.items():
             lo, hi = np.deg2rad(JOINT_LIMITS_DEG[name])
             for s in SIDES:
-                per_side[s] = np.clip(per_side[s], lo, hi)
+                per_side[s] = soft_range(per_side[s], lo, hi, w)
 
 
 def _neutral_tracks(t, rest: RestSkeleton, rng, style: Style) -> Tracks:
@@ -269,7 +280,7 @@ def _neutral_tracks(t, rest: RestSkeleton, rng, style: Style) -> Tracks:
         tr.set_arm(s, hang, _pole(s, out=0.3, down=-0.2, forward=-1.0))
     heading = rng.uniform(0, 2 * np.pi) + d(15.0) * smooth_noise(rng, t, f_max=0.15)
     tr.heading = heading
-    start = rng.uniform(-0.35, 0.35, 2)
+    start = rng.uniform(-1.0, 1.0, 2) * PLACEMENT_SPREAD_M
     drift = 0.08 * np.stack([smooth_noise(rng, t, f_max=0.1) for _ in range(2)], -1)
     tr.position_xy = start + drift
     tr.seated = np.zeros(n)
@@ -299,71 +310,127 @@ def _weight_shift(tr: Tracks, rng, style, amount_deg=4.0, f=0.12):
 
 
 def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swing=1.0,
-          free_arms=SIDES, radius=None):
-    """Walking cycle on an ellipse around the capture centre.
+          free_arms=SIDES):
+    """Walking cycle along a path that curves and turns.
 
-    Joint angles follow the usual sagittal gait curves (hip +-20 deg, knee 5..60 deg peaking in
-    early swing, small ankle rocker, arms swinging against the legs, trunk counter-twist).
-    The root advances at the speed implied by step length and cadence, so feet barely slide.
+    Joint angles follow the usual sagittal gait curves (hip +-15..27 deg, knee 5..70 deg
+    peaking in early swing, small ankle rocker, arms swinging against the legs, trunk
+    counter-twist), with per-clip cadence, stride and knee lift. The root advances at the speed
+    implied by step length and cadence, so feet barely slide; the heading turns at a smoothly
+    varying rate (gentle curves to sharp turns).
     """
     d = np.deg2rad
     t = tr.t
-    cadence = 0.9 * style.speed * speed                     # gait cycles per second
-    amp = d(20.0) * min(1.15, style.amplitude) * (0.8 + 0.2 * speed)
+    tr.gait = True
+    cadence = rng.uniform(0.75, 1.1) * style.speed * speed          # gait cycles per second
+    amp = d(rng.uniform(15.0, 30.0)) * min(1.15, style.amplitude) * (0.8 + 0.2 * speed)
+    # uneven ground, stairs, stepping over things: higher knee lift and more hip flexion
+    terrain = rng.uniform(0.0, 1.0)
+    lift = rng.uniform(0.85, 1.15) + 0.7 * terrain
+    flexed = d(8.0) + d(20.0) * terrain
     phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi)
     for s, off in (("L", 0.0), ("R", np.pi)):
         ph = phase + off
-        tr.sided["hip_flex"][s] = d(8.0) + amp * np.sin(ph)
-        tr.sided["knee_flex"][s] = (d(30.0) + d(27.0) * np.sin(ph + 1.1)
-                                    + d(8.0) * np.sin(2 * ph + 0.3))
+        tr.sided["hip_flex"][s] = flexed + amp * (1 + 0.5 * terrain) * np.sin(ph)
+        tr.sided["knee_flex"][s] = lift * (d(30.0) + d(27.0) * np.sin(ph + 1.1)
+                                           + d(8.0) * np.sin(2 * ph + 0.3))
         tr.sided["ankle_flex"][s] = d(6.0) * np.sin(ph + 2.3) + d(4.0) * np.sin(2 * ph)
         tr.sided["hip_abd"][s] = d(3.0) + d(2.0) * np.sin(ph + np.pi / 2)
     tr.scalars["pelvis_list"] = d(3.0) * np.sin(phase)
-    tr.scalars["spine_twist"] = d(4.0) * np.sin(phase + np.pi) * style.amplitude
-    tr.add("spine_flex", d(3.0))
+    tr.scalars["spine_twist"] = d(rng.uniform(3.0, 8.0)) * np.sin(phase + np.pi) * style.amplitude
+    tr.add("spine_flex", d(3.0) + d(10.0) * terrain)
+    tr.add("neck_flex", d(15.0) * terrain)      # watching the ground
     tr.scalars["neck_twist"] *= 0.4
     for s, off in (("L", np.pi), ("R", 0.0)):
         if s not in free_arms:
             continue
-        swing = d(18.0) * arm_swing * style.amplitude * np.sin(phase + off)
+        swing = d(rng.uniform(10.0, 28.0)) * arm_swing * style.amplitude * np.sin(phase + off)
         reach = 0.96 * rest.arm_length(s)
         target = np.stack([np.full_like(t, LATERAL[s] * 0.08), -reach * np.cos(swing),
                            reach * np.sin(swing) + 0.03], -1)
         tr.set_arm(s, target, _pole(s, 0.3, -0.3, -1.0))
-    # root on an ellipse: arclength speed = step length x steps per second
-    step = 2 * rest.leg_length * np.sin(amp)
-    v = step * 2 * cadence
-    a, b = (radius if radius is not None else rng.uniform(0.6, 0.9, 2))
-    theta0, tilt = rng.uniform(0, 2 * np.pi, 2)
-    direction = rng.choice([-1.0, 1.0])
-    dt = np.diff(t, prepend=t[0])
-    theta = np.empty_like(t)
-    th = theta0
-    for i in range(len(t)):    # dtheta/dt = v / |d(ellipse)/dtheta|
-        th += direction * dt[i] * v / np.hypot(a * np.sin(th), b * np.cos(th))
-        theta[i] = th
-    xy = np.stack([a * np.cos(theta), b * np.sin(theta)], -1)
-    ct, st = np.cos(tilt), np.sin(tilt)
-    xy = xy @ np.array([[ct, st], [-st, ct]])
-    tr.position_xy = xy
-    vel = np.gradient(xy, t, axis=0) if len(t) > 1 else np.array([[0.0, -1.0]])
-    tr.heading = np.unwrap(np.arctan2(vel[:, 0], -vel[:, 1]))   # facing (sin h, -cos h)
+    # root path: arclength speed = step length x steps per second, heading rate smooth
+    v = 2 * (2 * rest.leg_length * np.sin(amp)) * cadence
+    turn = d(rng.uniform(-35.0, 35.0)) + d(rng.uniform(0.0, 70.0)) * smooth_noise(
+        rng, t, f_min=0.1, f_max=0.5)
+    dt = 1.0 / FPS
+    heading = rng.uniform(0, 2 * np.pi) + np.cumsum(turn) * dt
+    vel = v * np.stack([np.sin(heading), -np.cos(heading)], -1)      # facing (sin h, -cos h)
+    xy = np.cumsum(vel, 0) * dt
+    tr.position_xy = tr.position_xy[:1] + xy - xy.mean(0)
+    tr.heading = heading
+
+
+def _hip_bend(tr: Tracks, angle):
+    """Bend forward at the hips by ``angle`` (N,) radians: the pelvis tilts, the thighs stay."""
+    tr.add("pelvis_tilt", angle)
+    for s in SIDES:
+        tr.add("hip_flex", angle, s)
+
+
+def _crouch(tr: Tracks, rest: RestSkeleton, rng, weight, depth=1.0, reach_floor=True):
+    """Crouch (squat) by ``weight`` (N,) in [0, 1]: knees up to 135 deg, thighs near horizontal,
+    trunk leaning forward for balance, hands going down towards the floor in front."""
+    d = np.deg2rad
+    w = np.asarray(weight, np.float64) * depth
+    knee = d(135.0) * w
+    thigh = 0.72 * knee                           # thigh angle from the vertical
+    lean = d(rng.uniform(20.0, 40.0)) * w
+    tr.add("pelvis_tilt", lean)
+    tr.add("spine_flex", d(rng.uniform(5.0, 25.0)) * w)
+    tr.add("neck_flex", -d(10.0) * w)
+    for s in SIDES:
+        tr.add("knee_flex", knee, s)
+        tr.add("hip_flex", thigh + lean, s)
+        tr.add("hip_abd", d(rng.uniform(5.0, 20.0)) * w, s)
+        if reach_floor:
+            reach = 0.9 * rest.arm_length(s)
+            tr.blend_arm(s, np.asarray(weight) * 0.8, rest.from_shoulder(
+                s, 0.1, -0.8 * reach, 0.45 * reach), _pole(s, 0.6, -0.5, -0.5), arc=0.0)
+
+
+def _plant_feet(tr: Tracks, weight=1.0):
+    """Ankles that keep the soles level (shank and thigh angles cancelled) by ``weight``."""
+    for s in SIDES:
+        flat = -(tr.scalars["pelvis_tilt"] - tr.sided["hip_flex"][s] + tr.sided["knee_flex"][s])
+        tr.sided["ankle_flex"][s] = ((1 - weight) * tr.sided["ankle_flex"][s]
+                                     + weight * flat)
+
+
+def _variation(tr: Tracks, rest: RestSkeleton, rng, style: Style):
+    """Per-clip habits on top of the action: trunk lean (at the hips and in the spine), trunk
+    twist and side bend, head carriage and gaze, and hands that wander around their targets.
+    Real people do each action in many ways; this spreads the poses over that range."""
+    t, d = tr.t, np.deg2rad
+    lean = d(rng.uniform(-4.0, 16.0)) + d(rng.uniform(2.0, 8.0)) * smooth_noise(rng, t)
+    share = rng.uniform(0.2, 0.7)                 # how much of the lean is at the hips
+    _hip_bend(tr, share * lean)
+    tr.add("spine_flex", (1 - share) * lean)
+    tr.add("spine_twist", d(rng.uniform(4.0, 22.0)) * smooth_noise(rng, t, f_min=0.1, f_max=0.6))
+    tr.add("spine_lat", d(rng.uniform(1.0, 8.0)) * smooth_noise(rng, t))
+    tr.add("neck_flex", d(rng.uniform(-8.0, 22.0)) + d(6.0) * smooth_noise(rng, t))
+    tr.add("neck_twist", d(rng.uniform(5.0, 30.0)) * smooth_noise(rng, t, f_max=0.5))
+    for s in SIDES:
+        wander = rng.uniform(0.01, 0.05) * np.stack(
+            [smooth_noise(rng, t, f_min=0.1, f_max=0.8) for _ in range(3)], -1)
+        tr.hand[s] = tr.hand[s] + wander
+        tr.add("hip_rot", d(rng.uniform(-8.0, 8.0)), s)
 
 
 # ----------------------------------------------------------------------------- actions
 def _directions(tr, rest, rng, style):
-    """Pointing in changing directions, trunk and head following the arm."""
+    """Pointing in changing directions (low to overhead), trunk and head following the arm."""
     t, d = tr.t, np.deg2rad
-    period = rng.uniform(2.5, 3.5) / style.speed
+    period = rng.uniform(2.0, 3.5) / style.speed
     w = pulses(t, period, rise=0.6, hold=0.9, phase=rng.uniform(-0.8, 0.4))
-    s = style.hand
-    az = d(35.0) * smooth_noise(rng, t, f_max=0.2)
-    el = d(10.0) + d(15.0) * smooth_noise(rng, t, f_max=0.2)
+    s = style.hand if rng.random() < 0.75 else style.other
+    az = d(rng.uniform(20.0, 60.0)) * smooth_noise(rng, t, f_max=0.3)
+    el = d(rng.uniform(-15.0, 55.0)) + d(20.0) * smooth_noise(rng, t, f_max=0.3)
     reach = 0.9 * rest.arm_length(s)
     target = np.stack([LATERAL[s] * reach * np.cos(el) * np.sin(np.abs(az) + d(15)),
                        reach * np.sin(el), reach * np.cos(el) * np.cos(np.abs(az) + d(15))], -1)
     tr.blend_arm(s, w, target, _pole(s, 0.2, -1.0, 0.0))
-    tr.add("spine_twist", LATERAL[s] * d(8.0) * w)
+    tr.add("spine_twist", LATERAL[s] * d(rng.uniform(5.0, 25.0)) * w)
     tr.add("neck_twist", LATERAL[s] * d(20.0) * w)
     _weight_shift(tr, rng, style, 3.0)
 
@@ -384,13 +451,15 @@ def _discussion(tr, rest, rng, style):
 def _hand_to_face(tr, rest, rng, style, side, spot, period, hold, pole=None):
     t = tr.t
     w = pulses(t, period / style.speed, rise=0.7, hold=hold, phase=rng.uniform(-1.0, 0.5))
-    tr.blend_arm(side, w, spot, pole if pole is not None else _pole(side, 0.6, -1.0, 0.2))
+    tr.blend_arm(side, w, spot, pole if pole is not None else _pole(side, 0.7, -0.5, 0.6))
     return w
 
 
 def _eating(tr, rest, rng, style):
-    """Seated at a table, hand to mouth every few seconds, other hand resting forward."""
+    """Seated at a table, leaning over it, hand to mouth every few seconds, other hand resting
+    forward."""
     _sit(tr, rest, rng, style)
+    _hip_bend(tr, np.deg2rad(rng.uniform(0.0, 30.0)))
     s = style.hand
     mouth = rest.from_head(s, -0.02, -0.06, 0.12)
     w = _hand_to_face(tr, rest, rng, style, s, mouth, rng.uniform(3.0, 4.5), 0.6)
@@ -413,7 +482,7 @@ def _phoning(tr, rest, rng, style):
     s, o = style.hand, style.other
     ear = rest.from_head(s, 0.09, 0.0, 0.0)
     w = smootherstep((tr.t - tr.t[0]) / 0.8 + rng.uniform(0.3, 1.0))
-    tr.blend_arm(s, w, ear, _pole(s, 0.6, -1.0, 0.3))
+    tr.blend_arm(s, w, ear, _pole(s, 1.0, -0.3, 0.6))   # elbow out and forward
     tr.add("head_lat", -LATERAL[s] * np.deg2rad(8.0) * w)
     g = 0.5 + 0.5 * smooth_noise(rng, tr.t, f_min=0.2, f_max=0.5)
     tr.blend_arm(o, 0.6 * g, rest.from_shoulder(o, -0.03, -0.35, 0.25),
@@ -422,67 +491,90 @@ def _phoning(tr, rest, rng, style):
 
 
 def _greeting(tr, rest, rng, style):
-    """Raising the hand and waving, a small bow."""
+    """Raising the hand (shoulder to overhead) and waving, a bow or a two-handed shake."""
     t, d = tr.t, np.deg2rad
     s = style.hand
-    period = rng.uniform(3.0, 4.5) / style.speed
+    period = rng.uniform(2.5, 4.5) / style.speed
     w = pulses(t, period, rise=0.5, hold=1.4, phase=rng.uniform(-1.0, 0.3))
-    wave = 0.09 * style.amplitude * np.sin(2 * np.pi * 2.0 * style.speed * t)
-    target = np.stack([LATERAL[s] * (0.28 + wave), np.full_like(t, 0.22),
+    wave = 0.09 * style.amplitude * np.sin(2 * np.pi * rng.uniform(1.5, 2.5) * style.speed * t)
+    reach = rest.arm_length(s)
+    up = rng.uniform(0.15, 0.85) * reach
+    target = np.stack([LATERAL[s] * (0.28 + wave), np.full_like(t, up),
                        np.full_like(t, 0.15)], -1)
     tr.blend_arm(s, w, target, _pole(s, 1.0, -0.6, 0.0))
+    if rng.random() < 0.4:    # both hands forward, as for a handshake or a hug
+        o = style.other
+        tr.blend_arm(o, w, rest.from_shoulder(o, -0.05, -0.15, 0.45), _pole(o, 0.5, -1.0, 0.0))
     bow = pulses(t, period, rise=0.6, hold=0.3, phase=rng.uniform(0, period))
+    _hip_bend(tr, d(rng.uniform(5.0, 30.0)) * bow * (1 - w))
     tr.add("spine_flex", d(12.0) * bow * (1 - w))
     tr.add("neck_flex", d(8.0) * bow)
 
 
 def _posing(tr, rest, rng, style):
-    """Holding a few statue-like poses in turn (hands on hips, arms raised, lean)."""
+    """Holding a few statue-like poses in turn (hands on hips, one or both arms raised, lean,
+    a lunge)."""
     t, d = tr.t, np.deg2rad
-    period = rng.uniform(2.5, 4.0)
+    period = rng.uniform(2.0, 3.5)
     w1 = pulses(t, 2 * period, rise=0.8, hold=period - 0.8, phase=rng.uniform(-period, 0))
     w2 = 1.0 - w1
     for s in SIDES:   # pose A: hands on hips, elbows out
         tr.blend_arm(s, w1, rest.from_pelvis(s, 0.16, 0.12, 0.02), _pole(s, 1.0, 0.0, -0.2))
-    s = style.hand   # pose B: one arm raised high, the other on the hip
-    reach = 0.92 * rest.arm_length(s)
-    tr.blend_arm(s, w2, rest.from_shoulder(s, 0.25 * reach, 0.9 * reach, 0.2 * reach),
-                 _pole(s, 1.0, 0.2, 0.0))
-    o = style.other
-    tr.blend_arm(o, w2, rest.from_pelvis(o, 0.16, 0.12, 0.02), _pole(o, 1.0, 0.0, -0.2))
-    tr.add("spine_lat", -LATERAL[s] * d(6.0) * w2)
-    tr.add("knee_flex", d(15.0) * w1, o)
-    tr.add("hip_flex", d(8.0) * w1, o)
+    s, o = style.hand, style.other
+    both = rng.random() < 0.4
+    for side in ((s, o) if both else (s,)):   # pose B: arm(s) raised high
+        reach = 0.92 * rest.arm_length(side)
+        tr.blend_arm(side, w2, rest.from_shoulder(side, rng.uniform(0.1, 0.6) * reach,
+                                                  rng.uniform(0.5, 0.95) * reach, 0.2 * reach),
+                     _pole(side, 1.0, 0.2, 0.0))
+    if not both:
+        tr.blend_arm(o, w2, rest.from_pelvis(o, 0.16, 0.12, 0.02), _pole(o, 1.0, 0.0, -0.2))
+    tr.add("spine_lat", -LATERAL[s] * d(rng.uniform(0.0, 15.0)) * w2)
+    tr.add("spine_flex", -d(rng.uniform(0.0, 12.0)) * w2)
+    lunge = d(rng.uniform(0.0, 35.0))
+    tr.add("knee_flex", d(15.0) * w1 + lunge * w2, o)
+    tr.add("hip_flex", d(8.0) * w1 + lunge * w2, o)
     tr.add("hip_rot", d(10.0) * w1, o)
 
 
 def _purchases(tr, rest, rng, style):
-    """Reaching forward and down to pick items, looking at them."""
+    """Reaching forward and down to pick items, bending at the hips or crouching to low
+    shelves, looking at them."""
     t, d = tr.t, np.deg2rad
     s = style.hand
-    period = rng.uniform(3.0, 4.5) / style.speed
+    period = rng.uniform(2.5, 4.5) / style.speed
     w = pulses(t, period, rise=0.8, hold=0.6, phase=rng.uniform(-1.0, 0.5))
     reach = 0.9 * rest.arm_length(s)
-    target = rest.from_shoulder(s, 0.05, -0.55 * reach, 0.75 * reach)
+    low = rng.uniform(0.3, 0.9)
+    target = rest.from_shoulder(s, 0.05, -low * reach, 0.75 * reach)
     tr.blend_arm(s, w, target, _pole(s, 0.5, -1.0, -0.2))
-    tr.add("spine_flex", d(18.0) * w)
+    if rng.random() < 0.35:
+        _crouch(tr, rest, rng, w, depth=rng.uniform(0.5, 1.0), reach_floor=False)
+    else:
+        _hip_bend(tr, d(rng.uniform(10.0, 45.0)) * w)
+        tr.add("spine_flex", d(rng.uniform(10.0, 30.0)) * w)
+        for side in SIDES:
+            tr.add("knee_flex", d(rng.uniform(0.0, 20.0)) * w, side)
     tr.add("neck_flex", d(12.0) * w)
-    tr.add("knee_flex", d(10.0) * w, "L")
-    tr.add("knee_flex", d(10.0) * w, "R")
-    tr.add("hip_flex", d(10.0) * w, "L")
-    tr.add("hip_flex", d(10.0) * w, "R")
     o = style.other
     tr.set_arm(o, rest.from_shoulder(o, -0.02, -0.40, 0.22), _pole(o, 0.4, -1.0, -0.2))
 
 
 def _photo(tr, rest, rng, style):
-    """Both hands holding a camera in front of the face, lowered now and then."""
+    """Both hands holding a camera in front of the face, lowered now and then; standing,
+    leaning or crouching for the shot."""
     t, d = tr.t, np.deg2rad
-    w = pulses(t, rng.uniform(4.0, 6.0) / style.speed, rise=0.7, hold=2.0,
+    w = pulses(t, rng.uniform(3.0, 6.0) / style.speed, rise=0.7, hold=2.0,
                phase=rng.uniform(-2.0, 0.2))
     for s in SIDES:
-        tr.blend_arm(s, w, rest.from_head(s, 0.06, 0.02, 0.22), _pole(s, 0.8, -1.0, 0.0))
-    tr.add("spine_twist", d(10.0) * smooth_noise(rng, t, f_max=0.2) * w)
+        tr.blend_arm(s, w, rest.from_head(s, 0.06, 0.02, 0.22), _pole(s, 0.9, -0.6, 0.3))
+    tr.add("spine_twist", d(15.0) * smooth_noise(rng, t, f_max=0.3) * w)
+    kind = rng.random()
+    if kind < 0.3:
+        _crouch(tr, rest, rng, np.full(tr.n, 1.0), depth=rng.uniform(0.4, 1.0),
+                reach_floor=False)
+    elif kind < 0.55:
+        _hip_bend(tr, d(rng.uniform(10.0, 35.0)) * w)
     _weight_shift(tr, rng, style, 2.0)
 
 
@@ -521,12 +613,25 @@ def _sit(tr, rest, rng, style, weight=None):
 
 
 def _sitting(tr, rest, rng, style):
+    """Seated: leaning forward onto the thighs or back, twisting to the side, reaching for
+    things, gesturing."""
     t, d = tr.t, np.deg2rad
     _sit(tr, rest, rng, style)
-    s = style.hand   # occasional gesture or leaning back
-    w = pulses(t, rng.uniform(3.0, 5.0), rise=0.7, hold=0.8, phase=rng.uniform(-1, 1))
-    tr.blend_arm(s, w, rest.from_shoulder(s, -0.02, -0.30, 0.32), _pole(s, 0.4, -1.0, -0.2))
-    tr.add("spine_flex", -d(6.0) * smooth_noise(rng, t, f_max=0.15))
+    s = style.hand
+    w = pulses(t, rng.uniform(2.5, 5.0), rise=0.7, hold=0.8, phase=rng.uniform(-1, 1))
+    reach = 0.9 * rest.arm_length(s)
+    side = rng.uniform(-0.3, 0.5) * reach
+    tr.blend_arm(s, w, rest.from_shoulder(s, side, rng.uniform(-0.6, 0.2) * reach,
+                                          rng.uniform(0.4, 0.85) * reach),
+                 _pole(s, 0.4, -1.0, -0.2))
+    lean = d(rng.uniform(-12.0, 40.0))
+    _hip_bend(tr, 0.6 * lean + d(8.0) * smooth_noise(rng, t, f_max=0.3))
+    tr.add("spine_flex", 0.4 * lean)
+    tr.add("spine_twist", d(rng.uniform(0.0, 30.0)) * smooth_noise(rng, t, f_max=0.3))
+    if rng.random() < 0.4:     # legs crossed or stretched out
+        o = rng.choice(SIDES)
+        tr.add("knee_flex", -d(rng.uniform(20.0, 60.0)), o)
+        tr.add("hip_abd", -d(rng.uniform(0.0, 12.0)), o)
 
 
 def _sitting_down(tr, rest, rng, style):
@@ -544,13 +649,44 @@ def _sitting_down(tr, rest, rng, style):
     up = smootherstep((u - stand - move - seat) / move)
     w = down * (1 - up)
     transit = np.sin(np.pi * np.clip(w, 0, 1))    # peak lean mid-way
+    if rng.random() < 0.45:    # down to the floor, through a crouch
+        _floor_sit(tr, rest, rng, style, w)
+        _crouch(tr, rest, rng, transit * (1 - 0.6 * w), depth=rng.uniform(0.7, 1.0))
+        return
     _sit(tr, rest, rng, style, weight=w)
-    tr.add("spine_flex", d(28.0) * transit)
+    _hip_bend(tr, d(rng.uniform(10.0, 30.0)) * transit)
+    tr.add("spine_flex", d(rng.uniform(10.0, 30.0)) * transit)
     tr.add("neck_flex", -d(8.0) * transit)
     for s in SIDES:
-        tr.add("hip_flex", d(15.0) * transit, s)
         tr.blend_arm(s, 0.5 * transit, rest.from_shoulder(s, 0.05, -0.45, 0.35),
                      _pole(s, 0.4, -1.0, -0.3))
+
+
+def _floor_sit(tr, rest, rng, style, weight):
+    """Seated on the floor by ``weight``: legs out in front (knees from straight to drawn up),
+    hands propped behind or on the knees."""
+    t, d = tr.t, np.deg2rad
+    w = np.asarray(weight, np.float64)
+    # heels and seat both on the floor: with (nearly) equal thigh and shank the thigh's angle
+    # from the vertical is 90 + knee / 2 (legs straight out at 0, knees drawn up at 90)
+    knee = d(rng.uniform(5.0, 90.0))
+    for s in SIDES:
+        k = knee + d(rng.uniform(-10.0, 10.0))
+        tr.add("hip_flex", w * (d(90.0) + 0.5 * k + d(3.0) * smooth_noise(rng, t)), s)
+        tr.add("knee_flex", w * k, s)
+        tr.add("hip_abd", w * d(rng.uniform(5.0, 25.0)), s)
+        tr.add("ankle_flex", w * d(rng.uniform(0.0, 25.0)), s)
+        if rng.random() < 0.5:
+            target = rest.from_pelvis(s, 0.22, -0.02, -0.25)
+            pole = _pole(s, 0.5, 0.0, -1.0)
+        else:
+            target = rest.from_shoulder(s, -0.02, -0.35, 0.42)
+            pole = _pole(s, 0.5, -1.0, -0.3)
+        tr.blend_arm(s, 0.9 * w, target, pole)
+    _hip_bend(tr, -w * d(rng.uniform(0.0, 20.0)))    # leaning back a little
+    tr.position_xy = tr.position_xy * (1 - w[:, None]) + w[:, None] * tr.position_xy[:1]
+    tr.seated = np.maximum(tr.seated, w)
+    tr.chair = 0.0
 
 
 def _walking(tr, rest, rng, style):
@@ -558,8 +694,13 @@ def _walking(tr, rest, rng, style):
 
 
 def _walk_dog(tr, rest, rng, style):
-    """Slower, irregular walk, one hand forward and low holding a leash that tugs."""
+    """Slower, irregular walk, one hand forward and low holding a leash that tugs; or
+    crouching down to the dog."""
     s = style.hand
+    if rng.random() < 0.35:
+        w = pulses(tr.t, rng.uniform(3.0, 5.0), rise=0.9, hold=1.2, phase=rng.uniform(-1.5, 0))
+        _crouch(tr, rest, rng, w, depth=rng.uniform(0.6, 1.0))
+        return
     _gait(tr, rest, rng, style, speed=0.8, free_arms=(style.other,), arm_swing=0.7)
     reach = 0.9 * rest.arm_length(s)
     tug = 0.06 * smooth_noise(rng, tr.t, f_min=0.4, f_max=1.5)
@@ -586,6 +727,7 @@ ACTION_GENERATORS: Dict[str, Callable] = {
 }
 assert set(ACTION_GENERATORS) == set(ACTIONS)
 SEATED_ACTIONS = ("Eating", "Sitting", "SittingDown")
+GAIT_ACTIONS = ("Walking", "WalkDog", "WalkTogether")   # walk in most clips
 
 
 def action_tracks(action: str, num_frames: int, rest: RestSkeleton, rng, style: Style,
@@ -598,6 +740,9 @@ def action_tracks(action: str, num_frames: int, rest: RestSkeleton, rng, style: 
     t = np.arange(num_frames) / float(fps)
     tr = _neutral_tracks(t, rest, rng, style)
     ACTION_GENERATORS[action](tr, rest, rng, style)
+    _variation(tr, rest, rng, style)
+    if not tr.gait:
+        _plant_feet(tr, 1.0 - tr.seated * (tr.chair == 0.0))
     tr.clamp_to_limits()
     return tr
 
@@ -648,6 +793,11 @@ def arm_ik(target, pole, upper, fore, rest_dir, min_flex_deg=JOINT_LIMITS_DEG["e
 
 def compose_pose(tr: Tracks, rest: RestSkeleton) -> np.ndarray:
     """SMPL pose (N, 72) axis-angle, global orientation into the z-up world included."""
+    return matrix_to_axis_angle(compose_rotations(tr, rest)).reshape(tr.n, 72)
+
+
+def compose_rotations(tr: Tracks, rest: RestSkeleton) -> np.ndarray:
+    """(N, 24, 3, 3) local rotations of the SMPL tree (joint 0: body frame -> z-up world)."""
     n = tr.n
     sc, sd = tr.scalars, tr.sided
     R = np.tile(np.eye(3), (n, 24, 1, 1))
@@ -669,7 +819,7 @@ def compose_pose(tr: Tracks, rest: RestSkeleton) -> np.ndarray:
         R[:, _SIDE_JOINT[(s, "shoulder")]] = shoulder
         R[:, _SIDE_JOINT[(s, "elbow")]] = rot_y(-lat * flex)
         R[:, _SIDE_JOINT[(s, "wrist")]] = rot_z(-lat * sd["wrist_flex"][s])
-    return matrix_to_axis_angle(R).reshape(n, 72)
+    return R
 
 
 # ----------------------------------------------------------------------------- placement
@@ -685,35 +835,70 @@ def capture_centre(cameras) -> np.ndarray:
     return np.linalg.solve(A, rhs)
 
 
-def body_part_vertices(weights: np.ndarray, joints) -> np.ndarray:
-    """Indices of vertices whose dominant skinning joint is one of ``joints``."""
-    return np.flatnonzero(np.isin(np.asarray(weights).argmax(1), list(joints)))
+ENVELOPE_FRAMES = 1      # half-width of the root-height smoothing (frames)
+CONTACT_SOFTNESS_M = 0.006   # soft minimum over the foot points (heel, toe, other foot)
 
 
-FOOT_JOINTS = (_J["left_ankle"], _J["right_ankle"], _J["left_foot"], _J["right_foot"])
-SEAT_JOINTS = (_J["pelvis"], _J["left_hip"], _J["right_hip"])
+def soft_min(z, tau):
+    """Smooth minimum over the last axis, -tau * log(sum(exp(-z / tau))): at most
+    tau * log(count) below the true minimum, and as smooth as its inputs.
 
-
-def root_translation(vertices, root_joint, target_xy, seated, foot_ids, seat_ids,
-                     chair_height=None, default_chair_height=0.45):
-    """Translation (N, 3) metres placing posed vertices (N, V, 3) (z-up, no trans) in the room.
-
-    Standing: the lowest foot vertex touches z = 0. Seated: the lowest seat vertex rests on a
-    chair of ``chair_height`` (default: the height at which the feet just reach the floor in
-    the most flexed seated frame), and the feet may lift. Blends between the two by ``seated``;
-    the feet never go below the floor. The pelvis ends over ``target_xy``.
+    Support passes from heel to toe to the other foot during a step; following the lowest
+    point exactly would put kinks (acceleration spikes) into the whole body.
     """
-    foot_min = vertices[:, foot_ids, 2].min(1)
-    seat_min = vertices[:, seat_ids, 2].min(1)
+    z = np.asarray(z, np.float64)
+    if tau <= 0:
+        return z.min(-1)
+    m = z.min(-1, keepdims=True)
+    return (m - tau * np.log(np.exp(-(z - m) / tau).sum(-1, keepdims=True)))[..., 0]
+SEAT_APPROACH_M = 0.3    # how far above the chair the seat is while sitting down begins
+
+
+def upper_envelope(z, half_width: int):
+    """A smooth curve never below ``z``: a running max of half-width 2h, then two running means
+    of half-width h (each mean covers only maxima over windows that contain the frame).
+
+    The lowest foot point switches from heel to toe to the other foot during a step; placing
+    the root by it exactly would put kinks (acceleration spikes) into the whole body.
+    """
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+    z = np.asarray(z, np.float64)
+    if half_width < 1 or len(z) < 2:
+        return z
+    out = maximum_filter1d(z, 4 * half_width + 1, mode="nearest")
+    for _ in range(2):
+        out = uniform_filter1d(out, 2 * half_width + 1, mode="nearest")
+    return np.maximum(out, z)
+
+
+def root_position(points, target_xy, seated, foot_ids, seat_ids, chair_height=None,
+                  default_chair_height=0.45, softness=None, smooth_frames=None):
+    """Pelvis position (N, 3) metres placing skeleton points (N, P, 3) (pelvis at 0) in the room.
+
+    Standing: the lowest foot point (ankles, heels, toes) touches z = 0. Seated: the lower seat
+    bone rests at ``chair_height`` (default: the height at which the feet just reach the floor
+    in the most flexed seated frame; 0 for a clip that sits on the floor, which passes
+    ``chair_height=0``), or the feet stay on the floor where they reach lower. While sitting
+    down (``seated`` between 0 and 1) the feet carry the body; the feet never go below the
+    floor. The height is then smoothed (:func:`upper_envelope`), so a
+    standing foot may hover a few millimetres during weight transfer, as in real capture. The
+    pelvis ends over ``target_xy``.
+    """
+    points = np.asarray(points, np.float64)
+    softness = CONTACT_SOFTNESS_M if softness is None else softness
+    smooth_frames = ENVELOPE_FRAMES if smooth_frames is None else smooth_frames
+    foot_min = soft_min(points[:, list(foot_ids), 2], softness)
+    seat_min = points[:, list(seat_ids), 2].min(1)
     w = np.asarray(seated, np.float64)
     if chair_height is None:
         full = w > 0.999
         chair_height = (float((seat_min - foot_min)[full].min()) if full.any()
                         else default_chair_height)
-    z = (1 - w) * (-foot_min) + w * (chair_height - seat_min)
-    z = np.maximum(z, -foot_min)
-    xy = np.asarray(target_xy) - root_joint[:, :2]
-    return np.concatenate([xy, z[:, None]], -1), chair_height
+    # the feet carry the body unless the seat does: fully seated (w = 1), whichever support is
+    # higher; on the way down (w < 1) the seat is lowered towards the chair without touching
+    z = np.maximum(-foot_min, chair_height - seat_min - SEAT_APPROACH_M * (1 - w))
+    z = upper_envelope(z, smooth_frames)
+    return np.concatenate([np.asarray(target_xy, np.float64), z[:, None]], -1)
 
 
 def joints_inside_images(joints_mm, cameras, margin_px=10.0) -> bool:

@@ -1,0 +1,109 @@
+"""The synthetic motion against real capture (CMU clips; skipped where they are absent).
+
+Real clips are read through the mocap importer's own conversion (H36M-17 world joints, 50 fps);
+the synthetic clips are generated in memory. Statistics: lib/data/synthetic/calibration.py
+(the same as benchmarks/calibrate_synthetic.py reports).
+"""
+import numpy as np
+import pytest
+
+from lib.data.synthetic import calibration as cal
+from lib.data.synthetic import skeleton as sk
+from lib.geometry.skeleton import H36M17
+
+MAX_FRAMES = 1200          # per CMU clip, at 120 fps: the first 10 s of each
+
+
+@pytest.fixture(scope="module")
+def real(mocap_dir):
+    return cal.real_clips(mocap_dir, max_frames=MAX_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return cal.synthetic_clips(seed=0, frames=100, subjects=(1, 5, 9, 11))
+
+
+def _all(clips_by_key):
+    return cal.stack([c for clips in clips_by_key.values() for c in clips])
+
+
+@pytest.mark.slow
+def test_real_poses_have_synthetic_neighbours(real, synthetic):
+    """Most real frames (root-relative, heading-free, scale-normalised) lie within 80 mm (RMS
+    per joint) of some synthetic pose; the walking subject (CMU 03) as well. For scale: the
+    same measure gives 78% for CMU 03 against CMU 01-02, and the previous sinusoid generator
+    gave 13% overall."""
+    syn, _ = _all(synthetic)
+    everything, _ = _all(real)
+    overall = cal.coverage(everything, syn)["fraction_within"]
+    walking = cal.coverage(np.concatenate(real["03"]), syn)["fraction_within"]
+    assert overall[80.0] > 0.12, overall
+    assert walking[80.0] > 0.4, walking
+    assert overall[40.0] <= overall[60.0] <= overall[80.0]
+
+
+@pytest.mark.slow
+def test_angle_height_and_speed_ranges_cover_the_real_ones(real, synthetic):
+    """The synthetic 0.5-99.5 % range of each statistic spans most of the real 1-99 % range:
+    knees, hips and elbows, trunk tilt and twist, root height (crouching and floor sitting
+    included) and walking speed."""
+    r, r_starts = _all(real)
+    s, s_starts = _all(synthetic)
+    rs = cal.joint_statistics(r, clip_starts=r_starts)
+    ss = cal.joint_statistics(s, clip_starts=s_starts)
+    need = {"knee_flexion_left": 0.9, "knee_flexion_right": 0.9, "hip_flexion_left": 0.8,
+            "hip_flexion_right": 0.8, "elbow_flexion_left": 0.9, "elbow_flexion_right": 0.9,
+            "trunk_tilt": 0.5, "trunk_twist": 0.7, "root_height": 0.8, "root_speed": 0.6,
+            "shoulder_elevation_left": 0.6, "shoulder_elevation_right": 0.6}
+    got = {k: cal.range_coverage(rs[k], ss[k]) for k in need}
+    short = {k: round(v, 2) for k, v in got.items() if v < need[k]}
+    assert not short, short
+
+
+def test_rigid_bones_and_human_proportions(mocap_dir):
+    """Synthetic bones keep their length within a clip (< 1 mm, as marker capture does); each
+    real subject's proportions (every bone over the summed leg length, from its ASF rest pose)
+    lie inside what the skeleton sampler produces."""
+    from lib.data.mocap.asf_amc import read_asf
+    from lib.data.mocap.to_h36m import cmu_to_h36m32
+    from lib.geometry.skeleton import KEEP_32_TO_17
+    for clips in cal.synthetic_clips(seed=0, frames=30, subjects=(1,),
+                                     actions=("Walking", "SittingDown")).values():
+        for c in clips:
+            L = cal.bone_lengths(c)
+            assert (L.max(0) - L.min(0)).max() < 1.0
+    rng = np.random.default_rng(0)
+    sampled = np.stack([sk.sample_skeleton(rng).bone_lengths17() for _ in range(300)])
+    legs = [i for i, (p, c) in enumerate(H36M17.bones) if c in (2, 3)]   # right thigh, shank
+    ratios = sampled / sampled[:, legs].sum(1, keepdims=True)
+    lo, hi = ratios.min(0), ratios.max(0)
+    subjects = sorted(p.name for p in mocap_dir.iterdir() if (p / f"{p.name}.asf").is_file())
+    assert subjects
+    for subject in subjects:
+        rest = cmu_to_h36m32(read_asf(mocap_dir / subject / f"{subject}.asf"))
+        L = cal.bone_lengths(rest[:, list(KEEP_32_TO_17)])[0]
+        r = L / L[legs].sum()
+        outside = [H36M17.joint_names[H36M17.bones[i][1]] for i in np.flatnonzero(
+            (r < lo * 0.97) | (r > hi * 1.03))]
+        assert not outside, (subject, outside)
+
+
+def test_transfer_suite_budget_table_and_errors(tmp_path):
+    """The transfer benchmark gives every run the same optimiser budget, states its ratios
+    against the issue's target, and refuses a mocap folder without the three CMU subjects."""
+    from benchmarks.transfer_suite import (TransferSetupError, _budget_opts, format_table,
+                                           import_cmu)
+    opts = dict(zip(*[iter(_budget_opts(600, 64))] * 2))
+    assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("6", "100")
+    assert opts["TRAIN.lr_step"] == "[450]" and opts["TRAIN.batch_size"] == "64"
+    opts = dict(zip(*[iter(_budget_opts(50, 32))] * 2))
+    assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("1", "50")
+    row = {"model": "M", "synthetic_on_own_test": 40.0, "synthetic_on_cmu03": 80.0,
+           "cmu_on_cmu03": 64.0, "mean_pose_synthetic_on_cmu03": 200.0,
+           "mean_pose_cmu_on_cmu03": 190.0}
+    line = format_table([row]).splitlines()[-1]
+    assert line == "| M | 40.0 | 80.0 | 64.0 | 1.25 | 200/190 | 2.5x |"
+    (tmp_path / "01").mkdir()
+    with pytest.raises(TransferSetupError, match="01.*no skeleton.*--mocap"):
+        import_cmu(tmp_path, tmp_path / "out")
