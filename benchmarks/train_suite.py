@@ -59,8 +59,7 @@ def main(argv=None):
         if args.only and name not in args.only:
             continue
         cfg = load_config(ROOT / "asset" / "yaml" / yml, [*opts, *args.opts])
-        runs = [_run_once(yml, [*opts, *args.opts, "seed", str(cfg.seed + k)])
-                for k in range(args.seeds)]
+        runs = [_run_once(yml, [*opts, *args.opts], cfg.seed + k) for k in range(args.seeds)]
         rows.append(summarise(name, runs, count_parameters(build_model(cfg, ModelContext(cfg)))))
     print_table(rows, args.seeds)
     if args.json:
@@ -71,13 +70,14 @@ def main(argv=None):
 METRICS = ("test_mpjpe", "test_mpjpe_frame_mean", "test_pa_mpjpe", "mean_pose_mpjpe")
 
 
-def _run_once(yml: str, opts: list) -> dict:
+def _run_once(yml: str, opts: list, seed: int) -> dict:
+    """One training run of ``yml`` with ``seed`` (applied after every other override)."""
     from lib.engine.run import train_main
     t0 = time.perf_counter()
     summary = train_main(["--cfg", str(ROOT / "asset" / "yaml" / yml), "--opts",
-                          "TRAIN.print_freq", "0", *opts])
+                          "TRAIN.print_freq", "0", *opts, "seed", str(seed)])
     logging.getLogger("pose").handlers.clear()
-    return {"seed": int(opts[opts.index("seed") + 1]), "headline": summary["test_headline"],
+    return {"seed": seed, "headline": summary["test_headline"],
             "test_mpjpe": summary["test_mpjpe"],
             "test_mpjpe_frame_mean": summary["test_mpjpe_frame_mean"],
             "test_pa_mpjpe": summary["test_pa_mpjpe"],

@@ -123,13 +123,16 @@ def mean_pose_mpjpe(train_ds, eval_ds, pose: torch.Tensor | None = None) -> floa
     return headline(per_action_table(err, None, groups, names, group_by))["mpjpe"]
 
 
-def protocol_card(cfg, split: str, dataset, train_cfg="same") -> str:
+_SAME = object()      # protocol_card's default: the model was trained with ``cfg`` itself
+
+
+def protocol_card(cfg, split: str, dataset, train_cfg=_SAME) -> str:
     """What was evaluated (one line, from the dataset's own stats, not from the config), then
     how the model was trained: the protocol (official / clean) and every difference from the
     original's recipe (lib/protocols.py). ``train_cfg``: the training run's config when it is
     not ``cfg`` (test.py: the checkpoint's), None when unknown."""
     from lib.protocols import describe_protocol
-    if train_cfg == "same":
+    if train_cfg is _SAME:
         train_cfg = cfg
     training = ("training protocol: unknown (the checkpoint carries no config)"
                 if train_cfg is None else describe_protocol(train_cfg))

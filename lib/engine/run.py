@@ -305,17 +305,16 @@ def test_main(argv=None):
 
 
 def _training_config(ckpt):
-    """The config the checkpoint was trained with (ours store it), or None (official files)."""
-    from lib.config import Config, _wrap
+    """The config the checkpoint was trained with (ours store it), or None (official files,
+    or a stored config without the keys the protocol card reads)."""
+    from lib.config import _wrap
     saved = ckpt.get("config")
-    if not isinstance(saved, dict):
-        return None
-    cfg = _wrap(saved)
     try:
+        cfg = _wrap(saved)
         cfg.TRAIN.select_on, cfg.DATASET.val_fraction, cfg.MODEL.name   # noqa: B018
-    except AttributeError:
+    except (AttributeError, TypeError):
         return None
-    return cfg if isinstance(cfg, Config) else None
+    return cfg
 
 
 def _mean_pose_reference(cfg, ckpt, test_ds, log):
