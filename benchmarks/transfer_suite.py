@@ -1,7 +1,8 @@
 """Transfer to real motion: train on the synthetic default and on real CMU capture, test on CMU.
 
     python benchmarks/train_suite.py --suite transfer --mocap DIR [--work DIR] [--steps 600]
-        [--batch 64] [--only GraphSH Martinez] [--sources synthetic cmu] [--json FILE]
+        [--batch 64] [--seeds 1] [--only GraphSH Martinez] [--sources synthetic cmu]
+        [--json FILE]
 
 ``--mocap`` is a folder holding the CMU ASF/AMC subjects 01, 02 and 03 (``DIR/01/01.asf``,
 ``DIR/01/01_*.amc``, ...). They are imported once, as :mod:`data.import_mocap` does, into
@@ -14,7 +15,9 @@ version. Every model (HGN, GraphSH dc_preagg, SemGCN, Martinez) is trained with 
 Columns: MPJPE on CMU 03 for each source, MPJPE of the synthetic-trained model on the synthetic
 test split, the mean-pose MPJPE on CMU 03 (the mean training pose of each source), and the
 ratios the issue's target is stated in: synthetic / CMU (<= 1.15) and mean-pose / synthetic
-(>= 3).
+(>= 3). With ``--seeds N`` every (model, source) is trained N times (config ``seed`` = the
+YAML's seed + 0..N-1) and each MPJPE is given as mean +- sample std over the seeds; the ratios
+are those of the means.
 """
 from __future__ import annotations
 
@@ -130,8 +133,16 @@ def _quiet():
     logging.getLogger("pose").handlers.clear()
 
 
+def _mean_std(values):
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
 def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, only=None,
-                 sources=SOURCES, log=print) -> list:
+                 sources=SOURCES, seeds: int = 1, log=print) -> list:
     from lib.data.synthetic.generate import VERSION
     from lib.engine.run import test_main, train_main
     mocap, work = Path(mocap), Path(work)
@@ -147,37 +158,49 @@ def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, onl
         if only and name not in only:
             continue
         yml = ROOT / "asset" / "yaml" / yml_name
-        row = {"model": name, "steps": steps, "batch": batch, "generator_version": VERSION}
+        row = {"model": name, "steps": steps, "batch": batch, "generator_version": VERSION,
+               "seeds": seeds}
+        base_seed = load_config(yml).seed
         for source in sources:
-            out_dir = work / "experiment" / f"{source}_{name}"
-            opts = (["output_dir", str(out_dir)] + _source_opts(source, work) + model_opts
-                    + _budget_opts(steps, batch))
-            t0 = time.perf_counter()
-            summary = train_main(["--cfg", str(yml), "--opts", *opts])
-            _quiet()
-            if source == "synthetic":
-                row["synthetic_on_own_test"] = summary["test_mpjpe"]
-                result = test_main(["--cfg", str(yml), "--opts", *opts, *cmu_test_opts(work),
-                                    "TEST.weight_path", "latest"])
+            own, on_cmu, walls = [], [], []
+            for k in range(seeds):
+                out_dir = work / "experiment" / f"{source}_{name}" / f"seed{base_seed + k}"
+                opts = (["output_dir", str(out_dir)] + _source_opts(source, work) + model_opts
+                        + _budget_opts(steps, batch) + ["seed", str(base_seed + k)])
+                t0 = time.perf_counter()
+                summary = train_main(["--cfg", str(yml), "--opts", *opts])
                 _quiet()
-                cmu_mpjpe = result["test_mpjpe"]
-            else:
-                cmu_mpjpe = summary["test_mpjpe"]
-            row[f"{source}_on_cmu03"] = cmu_mpjpe
-            row[f"{source}_wall_s"] = time.perf_counter() - t0
+                if source == "synthetic":
+                    own.append(summary["test_mpjpe"])
+                    result = test_main(["--cfg", str(yml), "--opts", *opts,
+                                        *cmu_test_opts(work), "TEST.weight_path", "latest"])
+                    _quiet()
+                    on_cmu.append(result["test_mpjpe"])
+                else:
+                    on_cmu.append(summary["test_mpjpe"])
+                walls.append(time.perf_counter() - t0)
+                log(f"{name} trained on {source} (seed {base_seed + k}): "
+                    f"{on_cmu[-1]:.1f} mm on CMU 03")
+            if own:
+                row["synthetic_on_own_test"], row["synthetic_on_own_test_std"] = _mean_std(own)
+            row[f"{source}_on_cmu03"], row[f"{source}_on_cmu03_std"] = _mean_std(on_cmu)
+            row[f"{source}_on_cmu03_per_seed"] = on_cmu
+            row[f"{source}_wall_s"] = sum(walls) / len(walls)
             key = (source, yml_name.split("_")[0] == "GraphSH")
             if key not in mean_cache:
                 mean_cache[key] = _mean_pose_on_cmu(yml, _source_opts(source, work)
                                                     + model_opts, work)
             row[f"mean_pose_{source}_on_cmu03"] = mean_cache[key]
-            log(f"{name} trained on {source}: {cmu_mpjpe:.1f} mm on CMU 03")
         rows.append(row)
     return rows
 
 
 def format_table(rows) -> str:
     def cell(r, k, fmt="{:.1f}"):
-        return fmt.format(r[k]) if r.get(k) is not None else "-"
+        if r.get(k) is None:
+            return "-"
+        std = r.get(f"{k}_std")
+        return fmt.format(r[k]) + ("" if std is None else " ± " + fmt.format(std))
     head = ("| model | synthetic -> own test | synthetic -> CMU 03 | CMU 01-02 -> CMU 03 | "
             "synthetic / CMU | mean pose (synthetic / CMU) -> CMU 03 | mean pose / synthetic |")
     lines = [head, "|---|---|---|---|---|---|---|"]
@@ -204,17 +227,22 @@ def main(argv=None):
                         "(default: %(default)s)")
     p.add_argument("--steps", type=int, default=600, help="optimiser steps per training run")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="training runs per model and source (different seeds)")
     p.add_argument("--only", nargs="*", default=None, help="models to run (HGN GraphSH ...)")
     p.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
     try:
         rows = run_transfer(args.mocap, args.work, args.steps, args.batch, args.only,
-                            args.sources)
+                            args.sources, args.seeds)
     except TransferSetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"\nMPJPE (mm) after {args.steps} steps at batch {args.batch}:\n")
+    print(f"\nMPJPE (mm) after {args.steps} steps at batch {args.batch}"
+          + (f", mean ± std over {args.seeds} seeds" if args.seeds > 1 else "") + ":\n")
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
