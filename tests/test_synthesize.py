@@ -419,3 +419,38 @@ def test_camera_distance_and_poses_vary(synth):
     assert max(dist) - min(dist) > 1000.0
     assert min(lowest_pelvis) < 300.0 < 400.0 < max(lowest_pelvis)
     assert max(tilt) > 35.0
+
+
+def test_step_values_hold_through_each_swing_and_blend_smoothly():
+    """Per-step values change only around mid-stance (the cycle coordinate's integers), stay
+    in their ranges, and the blend between two steps is smooth (no jump between frames)."""
+    cycles = np.linspace(0.0, 12.0, 6001)
+    rng = np.random.default_rng(0)
+    v = motion._step_values(rng, cycles, obstacle_prob=0.5)
+    g = cycles - np.floor(cycles)
+    swing = (g > 0.16) & (g < 0.84)
+    k = np.floor(cycles)
+    for c in range(12):
+        held = v[swing & (k == c)]
+        assert np.ptp(held) < 1e-12                  # constant through the swing
+    assert v.min() >= 0.0 and v.max() <= 1.0
+    assert np.abs(np.diff(v)).max() < 0.02           # 0.3 cycles of blend: no jump
+    every = motion._step_values(np.random.default_rng(1), cycles, obstacle_prob=1.0)
+    none = motion._step_values(np.random.default_rng(1), cycles, obstacle_prob=0.0)
+    assert every.min() >= 0.3 and none.max() <= 0.15
+
+
+def test_rough_ground_gait_steps_over_things_with_bent_arms(synth):
+    """Walking clips include steps over obstacles (one knee above 100 deg while the other leg
+    stands with the knee below 50 deg) and elbow carriages from nearly straight to well bent,
+    as real walking over uneven ground shows."""
+    from lib.data.synthetic.calibration import joint_statistics
+    step_over, elbow = 0, []
+    for sub in range(1, 13):
+        joints, _, _, _ = synth.motion(5, "Walking", sub, 400)
+        st = joint_statistics(joints)
+        kl, kr = st["knee_flexion_left"], st["knee_flexion_right"]
+        step_over += int((((kl > 100) & (kr < 50)) | ((kr > 100) & (kl < 50))).any())
+        elbow.append(np.median(st["elbow_flexion_left"]))
+    assert step_over >= 2
+    assert min(elbow) < 40.0 and max(elbow) > 50.0

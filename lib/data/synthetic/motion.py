@@ -309,45 +309,87 @@ def _weight_shift(tr: Tracks, rng, style, amount_deg=4.0, f=0.12):
     tr.add("spine_lat", -d(0.5 * amount_deg) * shift)
 
 
+def _step_values(rng, cycles, obstacle_prob):
+    """One value per gait cycle, C2-blended between consecutive cycles (:func:`smootherstep`).
+
+    ``cycles`` (N,): the leg's cycle coordinate, integer at mid-stance, so the value holds
+    through each swing and changes only while the foot is on the ground. A cycle is a step
+    over something (value 0.3..1) with probability ``obstacle_prob``, otherwise an ordinary
+    one (0..0.15).
+    """
+    k0 = int(np.floor(cycles.min())) - 1
+    count = int(np.floor(cycles.max())) - k0 + 2
+    big = rng.random(count) < obstacle_prob
+    e = np.where(big, rng.uniform(0.3, 1.0, count), rng.uniform(0.0, 0.15, count))
+    k = np.floor(cycles).astype(int) - k0
+    g = cycles - np.floor(cycles)
+    before = e[k - 1] + (e[k] - e[k - 1]) * smootherstep((g + 0.15) / 0.3)
+    after = e[k] + (e[k + 1] - e[k]) * smootherstep((g - 0.85) / 0.3)
+    return np.where(g < 0.15, before, np.where(g > 0.85, after, e[k]))
+
+
 def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swing=1.0,
           free_arms=SIDES):
     """Walking cycle along a path that curves and turns.
 
     Joint angles follow the usual sagittal gait curves (hip +-15..27 deg, knee 5..70 deg
     peaking in early swing, small ankle rocker, arms swinging against the legs, trunk
-    counter-twist), with per-clip cadence, stride and knee lift. The root advances at the speed
-    implied by step length and cadence, so feet barely slide; the heading turns at a smoothly
-    varying rate (gentle curves to sharp turns).
+    counter-twist), with per-clip cadence, stride and knee lift. On rough ground (a per-clip
+    ``terrain`` in [0, 1]) the gait gets cautious: knees and hips more flexed through stance,
+    single steps over obstacles (one leg lifted high, hip to about 70 deg and knee to about
+    125 deg, while the other stands), the trunk leaning and the gaze on the ground, elbows
+    bent and hands held out for balance. The root advances at the speed implied by step
+    length and cadence, so feet barely slide; the heading turns at a smoothly varying rate
+    (gentle curves to sharp turns).
     """
     d = np.deg2rad
     t = tr.t
     tr.gait = True
-    cadence = rng.uniform(0.75, 1.1) * style.speed * speed          # gait cycles per second
-    amp = d(rng.uniform(15.0, 30.0)) * min(1.15, style.amplitude) * (0.8 + 0.2 * speed)
-    # uneven ground, stairs, stepping over things: higher knee lift and more hip flexion
+    # uneven ground, stairs, stepping over things: slower and shorter steps, higher knee lift
+    # and more hip flexion, the trunk leaning forward
     terrain = rng.uniform(0.0, 1.0)
-    lift = rng.uniform(0.85, 1.15) + 0.7 * terrain
+    cadence = (rng.uniform(0.75, 1.15) * style.speed * speed         # gait cycles per second
+               * (1.0 - 0.2 * terrain))
+    amp = (d(rng.uniform(15.0, 30.0)) * min(1.15, style.amplitude) * (0.8 + 0.2 * speed)
+           * (1.0 - 0.15 * terrain))
+    lift = rng.uniform(0.85, 1.15) + 0.5 * terrain
     flexed = d(8.0) + d(20.0) * terrain
+    stance_knee = d(rng.uniform(0.0, 18.0)) * terrain
+    obstacles = terrain * rng.uniform(0.1, 0.6)
     phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi)
     for s, off in (("L", 0.0), ("R", np.pi)):
         ph = phase + off
-        tr.sided["hip_flex"][s] = flexed + amp * (1 + 0.5 * terrain) * np.sin(ph)
-        tr.sided["knee_flex"][s] = lift * (d(30.0) + d(27.0) * np.sin(ph + 1.1)
-                                           + d(8.0) * np.sin(2 * ph + 0.3))
+        # swing hump: peaks between the hip's (ph = pi/2) and the knee's (ph = 0.47) maximum
+        hump = ((1.0 + np.cos(ph - 0.9)) / 2.0) ** 2
+        step = _step_values(rng, (ph - 0.9 + np.pi) / (2 * np.pi), obstacles)
+        tr.sided["hip_flex"][s] = (flexed + amp * (1 + 0.5 * terrain) * np.sin(ph)
+                                   + d(35.0) * step * hump)
+        tr.sided["knee_flex"][s] = (lift * (d(30.0) + d(27.0) * np.sin(ph + 1.1)
+                                            + d(8.0) * np.sin(2 * ph + 0.3))
+                                    + stance_knee + d(55.0) * step * hump)
         tr.sided["ankle_flex"][s] = d(6.0) * np.sin(ph + 2.3) + d(4.0) * np.sin(2 * ph)
         tr.sided["hip_abd"][s] = d(3.0) + d(2.0) * np.sin(ph + np.pi / 2)
     tr.scalars["pelvis_list"] = d(3.0) * np.sin(phase)
     tr.scalars["spine_twist"] = d(rng.uniform(3.0, 8.0)) * np.sin(phase + np.pi) * style.amplitude
-    tr.add("spine_flex", d(3.0) + d(10.0) * terrain)
-    tr.add("neck_flex", d(15.0) * terrain)      # watching the ground
+    tr.add("spine_flex", d(3.0) + d(12.0) * terrain)
+    _hip_bend(tr, d(rng.uniform(0.0, 12.0)) * terrain)
+    tr.add("neck_flex", d(18.0) * terrain)      # watching the ground
     tr.scalars["neck_twist"] *= 0.4
+    # elbows: a per-clip carriage from nearly straight to bent (more on rough ground), a little
+    # more bent in the forward swing; hands out to the side for balance on rough ground
+    carriage = rng.uniform(28.0, 55.0) + 45.0 * terrain * rng.uniform(0.0, 1.0)
+    balance = 0.22 * terrain * rng.uniform(0.0, 1.0)
     for s, off in (("L", np.pi), ("R", 0.0)):
         if s not in free_arms:
             continue
-        swing = d(rng.uniform(10.0, 28.0)) * arm_swing * style.amplitude * np.sin(phase + off)
-        reach = 0.96 * rest.arm_length(s)
-        target = np.stack([np.full_like(t, LATERAL[s] * 0.08), -reach * np.cos(swing),
-                           reach * np.sin(swing) + 0.03], -1)
+        wave = np.sin(phase + off)
+        swing = d(rng.uniform(10.0, 28.0)) * arm_swing * style.amplitude * wave
+        flex = d(carriage + 10.0 * wave)
+        u, f = rest.upper_arm(s), rest.forearm(s)
+        reach = 0.99 * np.sqrt(u * u + f * f + 2 * u * f * np.cos(flex))
+        ahead = swing + 0.5 * flex               # the bent forearm carries the hand forward
+        target = np.stack([LATERAL[s] * (0.08 + balance) + 0.0 * t, -reach * np.cos(ahead),
+                           reach * np.sin(ahead) + 0.03], -1)
         tr.set_arm(s, target, _pole(s, 0.3, -0.3, -1.0))
     # root path: arclength speed = step length x steps per second, heading rate smooth
     v = 2 * (2 * rest.leg_length * np.sin(amp)) * cadence
