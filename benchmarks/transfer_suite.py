@@ -134,11 +134,11 @@ def _quiet():
 
 
 def _mean_std(values):
-    values = [float(v) for v in values]
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    """train_suite's mean and sample std, with no std (no "±" in the table) for a single run."""
+    from benchmarks.train_suite import mean_std
+    values = list(values)
+    mean, std = mean_std(values)
+    return mean, (std if len(values) > 1 else None)
 
 
 def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, only=None,

@@ -385,10 +385,9 @@ def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swin
         wave = np.sin(phase + off)
         swing = d(rng.uniform(10.0, 28.0)) * arm_swing * style.amplitude * wave
         flex = d(carriage + 10.0 * wave)
-        u, f = rest.upper_arm(s), rest.forearm(s)
-        reach = 0.99 * np.sqrt(u * u + f * f + 2 * u * f * np.cos(flex))
+        reach = 0.99 * elbow_reach(rest.upper_arm(s), rest.forearm(s), flex)
         ahead = swing + 0.5 * flex               # the bent forearm carries the hand forward
-        target = np.stack([LATERAL[s] * (0.08 + balance) + 0.0 * t, -reach * np.cos(ahead),
+        target = np.stack([np.full_like(t, LATERAL[s] * (0.08 + balance)), -reach * np.cos(ahead),
                            reach * np.sin(ahead) + 0.03], -1)
         tr.set_arm(s, target, _pole(s, 0.3, -0.3, -1.0))
     # root path: arclength speed = step length x steps per second, heading rate smooth
@@ -803,6 +802,11 @@ def soft_range(x, lo, hi, width=0.05):
     return np.where(x < a, a - width * np.tanh((a - x) / width), out)
 
 
+def elbow_reach(upper, fore, flex):
+    """Shoulder-to-wrist distance at elbow flexion ``flex`` (radians; law of cosines)."""
+    return np.sqrt(upper ** 2 + fore ** 2 + 2 * upper * fore * np.cos(flex))
+
+
 def arm_ik(target, pole, upper, fore, rest_dir, min_flex_deg=JOINT_LIMITS_DEG["elbow_flex"][0],
            max_flex_deg=JOINT_LIMITS_DEG["elbow_flex"][1]):
     """Two-bone IK in the chest frame.
@@ -813,9 +817,8 @@ def arm_ik(target, pole, upper, fore, rest_dir, min_flex_deg=JOINT_LIMITS_DEG["e
     limits allow: a hard clamp would put kinks, i.e. acceleration spikes, into the motion.
     """
     target = np.asarray(target, np.float64)
-    reach = lambda flex_deg: np.sqrt(upper ** 2 + fore ** 2 +
-                                     2 * upper * fore * np.cos(np.deg2rad(flex_deg)))
-    r_far, r_near = reach(min_flex_deg), reach(max_flex_deg)
+    r_far = elbow_reach(upper, fore, np.deg2rad(min_flex_deg))
+    r_near = elbow_reach(upper, fore, np.deg2rad(max_flex_deg))
     r = soft_range(np.linalg.norm(target, axis=-1), r_near, r_far)
     cos_flex = (r ** 2 - upper ** 2 - fore ** 2) / (2 * upper * fore)
     flex = np.arccos(np.clip(cos_flex, -1, 1))
