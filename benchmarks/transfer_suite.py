@@ -2,7 +2,7 @@
 
     python benchmarks/train_suite.py --suite transfer --mocap DIR [--work DIR] [--steps 600]
         [--batch 64] [--seeds 1] [--only GraphSH Martinez] [--sources synthetic cmu]
-        [--json FILE]
+        [--synthetic-frames N] [--json FILE]
 
 ``--mocap`` is a folder holding the CMU ASF/AMC subjects 01, 02 and 03 (``DIR/01/01.asf``,
 ``DIR/01/01_*.amc``, ...). They are imported once, as :mod:`data.import_mocap` does, into
@@ -18,6 +18,12 @@ ratios the issue's target is stated in: synthetic / CMU (<= 1.15) and mean-pose 
 (>= 3). With ``--seeds N`` every (model, source) is trained N times (config ``seed`` = the
 YAML's seed + 0..N-1) and each MPJPE is given as mean +- sample std over the seeds; the ratios
 are those of the means.
+
+``--synthetic-frames N`` trains on a synthetic set with N frames per sequence instead of the
+generator's default (written into ``--work``/synthetic_Nf), with every model's training stride
+scaled by N / default, so an epoch holds about as many samples as on the default set and the
+runs differ in how much motion they see, not in how many samples. The CMU source and the CMU 03
+test are the same either way.
 """
 from __future__ import annotations
 
@@ -101,11 +107,31 @@ def _budget_opts(steps: int, batch: int, steps_per_epoch: int = 100) -> list:
             "TRAIN.lr", "0.001", "TRAIN.print_freq", "0"]
 
 
-def _source_opts(source: str, work: Path) -> list:
-    syn = work / "synthetic"
+def synthetic_root(work: Path, frames=None) -> Path:
+    """Where the synthetic set of ``frames`` frames per sequence goes (None: the default)."""
+    return work / ("synthetic" if frames is None else f"synthetic_{frames}f")
+
+
+def scaled_stride(stride: int, frames=None) -> int:
+    """A training stride for sequences of ``frames`` frames that keeps about as many samples per
+    sequence as ``stride`` does on the generator's default length."""
+    from lib.data.synthetic.generate import FRAMES_PER_SEQUENCE
+    if frames is None:
+        return int(stride)
+    return max(1, round(stride * frames / FRAMES_PER_SEQUENCE["default"]))
+
+
+def _source_opts(source: str, work: Path, frames=None, train_stride=None) -> list:
+    """Dataset options of a source; ``frames`` / ``train_stride`` (the YAML's) choose and
+    stride a non-default synthetic set."""
+    syn = synthetic_root(work, frames)
     common = ["smpl_dir", str(syn / "smpl"), "cache_dir", str(work / "cache")]
     if source == "synthetic":
-        return common + ["DATASET.root", str(syn), "DATASET.synthetic", "true"]
+        opts = common + ["DATASET.root", str(syn), "DATASET.synthetic", "true"]
+        if frames is not None:
+            opts += ["DATASET.synthetic_frames", str(frames),
+                     "DATASET.train_stride", str(scaled_stride(train_stride, frames))]
+        return opts
     return common + cmu_test_opts(work)
 
 
@@ -142,7 +168,7 @@ def _mean_std(values):
 
 
 def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, only=None,
-                 sources=SOURCES, seeds: int = 1, log=print) -> list:
+                 sources=SOURCES, seeds: int = 1, synthetic_frames=None, log=print) -> list:
     from lib.data.synthetic.generate import VERSION
     from lib.engine.run import test_main, train_main
     mocap, work = Path(mocap), Path(work)
@@ -150,22 +176,26 @@ def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, onl
     from lib.config import load_config
     from lib.data.build import ensure_synthetic
     # the synthetic set (and its body model, which HGN's graphs need on either source) first
-    ensure_synthetic(load_config(ROOT / "asset" / "yaml" / MODELS[0][1],
-                                 _source_opts("synthetic", work)))
+    first = ROOT / "asset" / "yaml" / MODELS[0][1]
+    ensure_synthetic(load_config(first, _source_opts(
+        "synthetic", work, synthetic_frames, load_config(first).DATASET.train_stride)))
     rows = []
     mean_cache = {}
     for name, yml_name, model_opts in MODELS:
         if only and name not in only:
             continue
         yml = ROOT / "asset" / "yaml" / yml_name
+        yml_cfg = load_config(yml)
+        base_seed, stride = yml_cfg.seed, yml_cfg.DATASET.train_stride
         row = {"model": name, "steps": steps, "batch": batch, "generator_version": VERSION,
-               "seeds": seeds}
-        base_seed = load_config(yml).seed
+               "seeds": seeds, "synthetic_frames": synthetic_frames,
+               "synthetic_train_stride": scaled_stride(stride, synthetic_frames)}
         for source in sources:
             own, on_cmu, walls = [], [], []
             for k in range(seeds):
                 out_dir = work / "experiment" / f"{source}_{name}" / f"seed{base_seed + k}"
-                opts = (["output_dir", str(out_dir)] + _source_opts(source, work) + model_opts
+                opts = (["output_dir", str(out_dir)]
+                        + _source_opts(source, work, synthetic_frames, stride) + model_opts
                         + _budget_opts(steps, batch) + ["seed", str(base_seed + k)])
                 t0 = time.perf_counter()
                 summary = train_main(["--cfg", str(yml), "--opts", *opts])
@@ -186,10 +216,10 @@ def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, onl
             row[f"{source}_on_cmu03"], row[f"{source}_on_cmu03_std"] = _mean_std(on_cmu)
             row[f"{source}_on_cmu03_per_seed"] = on_cmu
             row[f"{source}_wall_s"] = sum(walls) / len(walls)
-            key = (source, yml_name.split("_")[0] == "GraphSH")
+            key = (source, yml_name.split("_")[0] == "GraphSH", stride)
             if key not in mean_cache:
-                mean_cache[key] = _mean_pose_on_cmu(yml, _source_opts(source, work)
-                                                    + model_opts, work)
+                mean_cache[key] = _mean_pose_on_cmu(
+                    yml, _source_opts(source, work, synthetic_frames, stride) + model_opts, work)
             row[f"mean_pose_{source}_on_cmu03"] = mean_cache[key]
         rows.append(row)
     return rows
@@ -231,18 +261,25 @@ def main(argv=None):
                    help="training runs per model and source (different seeds)")
     p.add_argument("--only", nargs="*", default=None, help="models to run (HGN GraphSH ...)")
     p.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
+    p.add_argument("--synthetic-frames", type=int, default=None, metavar="N",
+                   help="frames per synthetic sequence (default: the generator's); training "
+                        "strides are scaled to keep the samples per epoch")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
+    if args.synthetic_frames is not None and args.synthetic_frames < 2:
+        p.error("--synthetic-frames must be >= 2")
     try:
         rows = run_transfer(args.mocap, args.work, args.steps, args.batch, args.only,
-                            args.sources, args.seeds)
+                            args.sources, args.seeds, args.synthetic_frames)
     except TransferSetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"\nMPJPE (mm) after {args.steps} steps at batch {args.batch}"
-          + (f", mean ± std over {args.seeds} seeds" if args.seeds > 1 else "") + ":\n")
+          + (f", mean ± std over {args.seeds} seeds" if args.seeds > 1 else "")
+          + (f", synthetic set of {args.synthetic_frames} frames per sequence"
+             if args.synthetic_frames else "") + ":\n")
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

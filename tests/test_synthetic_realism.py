@@ -115,3 +115,30 @@ def test_transfer_suite_budget_table_and_errors(tmp_path):
     (tmp_path / "01").mkdir()
     with pytest.raises(TransferSetupError, match="01.*no skeleton.*--mocap"):
         import_cmu(tmp_path, tmp_path / "out")
+
+
+def test_transfer_suite_longer_synthetic_sequences(tmp_path):
+    """--synthetic-frames N: its own folder, the training stride scaled by N / 100 (about the
+    same samples per epoch), the YAMLs accept the options, and the CMU test is untouched."""
+    from benchmarks.transfer_suite import (MODELS, ROOT, _source_opts, cmu_test_opts, main,
+                                           scaled_stride)
+    from lib.config import load_config
+    assert [scaled_stride(2, 300), scaled_stride(1, 300), scaled_stride(1, 150)] == [6, 3, 2]
+    assert scaled_stride(2, None) == 2 and scaled_stride(1, 20) == 1
+    default = dict(zip(*[iter(_source_opts("synthetic", tmp_path))] * 2))
+    assert "DATASET.train_stride" not in default
+    assert default["DATASET.root"] == str(tmp_path / "synthetic")
+    hgn_yml = ROOT / "asset" / "yaml" / MODELS[0][1]
+    stride = load_config(hgn_yml).DATASET.train_stride
+    long_opts = _source_opts("synthetic", tmp_path, 300, stride)
+    cfg = load_config(hgn_yml, long_opts)
+    assert (cfg.DATASET.train_stride, cfg.DATASET.synthetic_frames) == (3 * stride, 300)
+    assert cfg.DATASET.root == str(tmp_path / "synthetic_300f")
+    # the CMU source takes the body model from that set; its data and test split are the same
+    cmu = load_config(hgn_yml, _source_opts("cmu", tmp_path, 300, stride))
+    plain = load_config(hgn_yml, cmu_test_opts(tmp_path))
+    assert cmu.smpl_dir == str(tmp_path / "synthetic_300f" / "smpl")
+    assert (cmu.DATASET.root, cmu.DATASET.test_stride) == (plain.DATASET.root,
+                                                            plain.DATASET.test_stride)
+    with pytest.raises(SystemExit):
+        main(["--mocap", str(tmp_path), "--synthetic-frames", "1"])
