@@ -191,11 +191,11 @@ def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, onl
                "seeds": seeds, "synthetic_frames": synthetic_frames,
                "synthetic_train_stride": scaled_stride(stride, synthetic_frames)}
         for source in sources:
+            source_opts = _source_opts(source, work, synthetic_frames, stride)
             own, on_cmu, walls = [], [], []
             for k in range(seeds):
                 out_dir = work / "experiment" / f"{source}_{name}" / f"seed{base_seed + k}"
-                opts = (["output_dir", str(out_dir)]
-                        + _source_opts(source, work, synthetic_frames, stride) + model_opts
+                opts = (["output_dir", str(out_dir)] + source_opts + model_opts
                         + _budget_opts(steps, batch) + ["seed", str(base_seed + k)])
                 t0 = time.perf_counter()
                 summary = train_main(["--cfg", str(yml), "--opts", *opts])
@@ -218,8 +218,7 @@ def run_transfer(mocap: Path, work: Path, steps: int = 600, batch: int = 64, onl
             row[f"{source}_wall_s"] = sum(walls) / len(walls)
             key = (source, yml_name.split("_")[0] == "GraphSH", stride)
             if key not in mean_cache:
-                mean_cache[key] = _mean_pose_on_cmu(
-                    yml, _source_opts(source, work, synthetic_frames, stride) + model_opts, work)
+                mean_cache[key] = _mean_pose_on_cmu(yml, source_opts + model_opts, work)
             row[f"mean_pose_{source}_on_cmu03"] = mean_cache[key]
         rows.append(row)
     return rows
