@@ -343,6 +343,61 @@ def test_proportions_sampled_within_the_adult_ranges():
         np.testing.assert_allclose(L[7], np.linalg.norm(skel.offset("neck")) * 1000)
 
 
+def test_subject_design_is_a_latin_hypercube_per_split():
+    """Each factor of the design puts exactly one subject in each of n equal strata, so the five
+    training subjects span size and proportions evenly; a subject's row does not depend on which
+    subjects a run generates, and another seed gives another design."""
+    from lib.data.synthetic import skeleton as sk
+    from lib.data.synthetic.generate import subject_design
+    from lib.geometry.skeleton import TEST_SUBJECTS, TRAIN_SUBJECTS
+    d = sk.subject_design(np.random.default_rng(3), 5)
+    assert d.shape == (5, len(sk.DESIGN_FACTORS))
+    for column in d.T:
+        assert sorted(np.floor(column * 5).astype(int).tolist()) == [0, 1, 2, 3, 4]
+    for group in (TRAIN_SUBJECTS, TEST_SUBJECTS):
+        rows = np.stack([subject_design(0, s) for s in group])
+        n = len(group)
+        for column in rows.T:
+            assert sorted(np.floor(column * n).astype(int).tolist()) == list(range(n))
+    assert not np.allclose(subject_design(0, 1), subject_design(1, 1))
+    np.testing.assert_array_equal(subject_design(0, 7), subject_design(0, 7))
+    with pytest.raises(SynthesisError):
+        subject_design(0, 2)
+
+
+def test_design_sets_size_and_legs_against_trunk():
+    """With the same random stream, a higher size quantile scales every bone up; a higher
+    legs quantile lengthens thigh and shank and shortens the spine chain (long legs go with a
+    short trunk); the arm quantile moves both arm bones. Ends of the ranges by hand: size 0 and
+    1 give SCALE_RANGE's ends."""
+    from lib.data.synthetic import skeleton as sk
+    def skel(design):
+        return sk.sample_skeleton(np.random.default_rng(11), design)
+    mid = skel([0.5, 0.5, 0.5])
+    assert skel([0.0, 0.5, 0.5]).scale == pytest.approx(sk.SCALE_RANGE[0])
+    assert skel([1.0, 0.5, 0.5]).scale == pytest.approx(sk.SCALE_RANGE[1])
+    big = skel([1.0, 0.5, 0.5])
+    for bone in ("thigh", "torso", "upper_arm"):
+        side = None if bone in sk.MIDLINE_BONES else "L"
+        assert big.length(bone, side) == pytest.approx(
+            mid.length(bone, side) * sk.SCALE_RANGE[1] / mid.scale)
+    long_legs, short_legs = skel([0.5, 1.0, 0.5]), skel([0.5, 0.0, 0.5])
+    for bone in ("thigh", "shank"):
+        assert long_legs.length(bone, "R") > mid.length(bone, "R") > short_legs.length(bone, "R")
+    for bone in ("torso", "neck", "nose", "head"):
+        assert long_legs.length(bone) < mid.length(bone) < short_legs.length(bone)
+    # the group decides GROUP_SHARE of where the thigh sits in its (negative, downward) range;
+    # the side's asymmetry factor (the same draw in both) stretches the difference a little
+    lo, hi = sk.BONE_RANGES_MM["thigh"][1]
+    span = abs(hi - lo) * sk.GROUP_SHARE * mid.scale
+    diff = (long_legs.length("thigh", "L") - short_legs.length("thigh", "L")) * 1000
+    assert diff == pytest.approx(span, rel=sk.ASYMMETRY)
+    long_arms = skel([0.5, 0.5, 1.0])
+    assert long_arms.length("forearm", "L") > mid.length("forearm", "L")
+    assert long_arms.length("upper_arm", "L") > mid.length("upper_arm", "L")
+    assert long_arms.length("thigh", "L") == pytest.approx(mid.length("thigh", "L"))
+
+
 def test_forward_kinematics_by_hand():
     """Rest pose: joints are sums of offsets. Knee bent 90 deg: the ankle swings behind the
     knee by the shank length (SMPL frame: y up, z forward, so knee flexion about +x moves it

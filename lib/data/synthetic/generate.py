@@ -44,10 +44,10 @@ from lib.body.synthetic_model import (
     build_h36m_regressor, build_synthetic_body_model, write_synthetic_body_model)
 from lib.errors import PoseError
 from lib.geometry.camera import h36m_cameras
-from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS
+from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from lib.progress import progress
 
-VERSION = 4                 # bump when the generated data change
+VERSION = 5                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)
@@ -68,6 +68,17 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 
 def subject_style(seed: int, subject: int) -> motion.Style:
     return motion.Style.sample(_rng(seed, _SUBJECT, subject, 1))
+
+
+def subject_design(seed: int, subject: int) -> np.ndarray:
+    """The subject's row of its split's design (skeleton.subject_design): the training subjects
+    together span the size and proportion ranges, and so do the test subjects. It depends on
+    the seed and the subject only, not on which subjects a run generates."""
+    for k, group in enumerate((TRAIN_SUBJECTS, TEST_SUBJECTS)):
+        if subject in group:
+            design = skeleton.subject_design(_rng(seed, _SUBJECT, 0, k), len(group))
+            return design[list(group).index(subject)]
+    raise SynthesisError(f"subject {subject} is in no split")
 
 
 # ----------------------------------------------------------------------------- one sequence
@@ -93,7 +104,8 @@ class SequenceSynthesizer:
     def subject(self, subject: int) -> dict:
         """Skeleton, fitted shape, style, cameras and capture centre of one subject (cached)."""
         if subject not in self._subjects:
-            skel = skeleton.sample_skeleton(_rng(self.seed, _SUBJECT, subject, 2))
+            skel = skeleton.sample_skeleton(_rng(self.seed, _SUBJECT, subject, 2),
+                                            subject_design(self.seed, subject))
             shape, offset = skeleton.fit_body(self.model["v_template"], self.model["shapedirs"],
                                               self.regressor, skel.rest_points())
             verts, rest_joints = self.body.forward(np.zeros((1, 72)), shape[None], None)

@@ -49,6 +49,12 @@ BONE_RANGES_MM: Dict[str, tuple] = {
 SCALE_RANGE = (0.92, 1.08)      # overall body size relative to the ranges' middle
 ASYMMETRY = 0.015               # left/right length differences, fraction
 MIDLINE_BONES = ("torso", "neck", "nose", "head")   # the others come in left/right pairs
+# Bones whose place in their range is shared (GROUP_SHARE of it) within a group, see
+# sample_skeleton; the factors a subject design spreads (subject_design's columns).
+BONE_GROUPS = {"thigh": "legs", "shank": "legs", "torso": "trunk", "neck": "trunk",
+               "nose": "trunk", "head": "trunk", "upper_arm": "arms", "forearm": "arms"}
+GROUP_SHARE = 0.7
+DESIGN_FACTORS = ("size", "legs_vs_trunk", "arms")
 SIDES = ("L", "R")
 LATERAL = {"L": 1.0, "R": -1.0}
 
@@ -117,13 +123,40 @@ class Skeleton:
         return out
 
 
-def sample_skeleton(rng: np.random.Generator) -> Skeleton:
-    """A subject: overall scale and every bone component uniform in its range, mirrored
-    left/right with a small asymmetry."""
-    scale = float(rng.uniform(*SCALE_RANGE))
+def subject_design(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 3) quantiles in [0, 1) of (overall size, legs against trunk, arm length) for n
+    subjects: a Latin hypercube, so a handful of subjects spans each range evenly (n uniform
+    draws can all land on one side: five tall, long-legged training subjects teach a model a
+    size prior that misjudges everyone else)."""
+    strata = np.stack([rng.permutation(n) for _ in DESIGN_FACTORS], 1)
+    return (strata + rng.uniform(size=(n, len(DESIGN_FACTORS)))) / n
+
+
+def sample_skeleton(rng: np.random.Generator, design=None) -> Skeleton:
+    """A subject: overall scale and every bone component within its range, mirrored left/right
+    with a small asymmetry.
+
+    ``design`` (one row of :func:`subject_design`; drawn from ``rng`` when None) places the
+    overall size in SCALE_RANGE and sets where the grouped bones sit in their ranges: long legs
+    go with a short trunk (the sitting-height ratio varies between people, about 0.50-0.55 of
+    stature), and the two arm bones vary together. Each bone keeps an individual part
+    (1 - GROUP_SHARE) of its own.
+    """
+    u_size, u_legs, u_arms = (rng.uniform(size=3) if design is None
+                              else np.clip(np.asarray(design, float), 0.0, 1.0))
+    lo, hi = SCALE_RANGE
+    scale = float(lo + (hi - lo) * u_size)
+    group_quantile = {"legs": u_legs, "trunk": 1.0 - u_legs, "arms": u_arms}
     offsets = {}
     for bone, ranges in BONE_RANGES_MM.items():
-        base = np.array([rng.uniform(lo, hi) for lo, hi in ranges]) * scale / 1000.0
+        own = rng.uniform(size=len(ranges))
+        group = BONE_GROUPS.get(bone)
+        q = own if group is None else (GROUP_SHARE * group_quantile[group]
+                                       + (1.0 - GROUP_SHARE) * own)
+        # a quantile counts from the small magnitude to the large one (ranges pointing down
+        # are negative), so a high group quantile means long bones
+        base = np.array([a + (b - a) * qi for (a, b), qi in zip(
+            (r if abs(r[0]) <= abs(r[1]) else r[::-1] for r in ranges), q)]) * scale / 1000.0
         if bone in MIDLINE_BONES:
             offsets[(bone, None)] = base
             continue
