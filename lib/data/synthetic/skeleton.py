@@ -155,8 +155,8 @@ def sample_skeleton(rng: np.random.Generator, design=None) -> Skeleton:
                                        + (1.0 - GROUP_SHARE) * own)
         # a quantile counts from the small magnitude to the large one (ranges pointing down
         # are negative), so a high group quantile means long bones
-        base = np.array([a + (b - a) * qi for (a, b), qi in zip(
-            (r if abs(r[0]) <= abs(r[1]) else r[::-1] for r in ranges), q)]) * scale / 1000.0
+        small, large = np.array([sorted(r, key=abs) for r in ranges], float).T
+        base = (small + (large - small) * q) * scale / 1000.0
         if bone in MIDLINE_BONES:
             offsets[(bone, None)] = base
             continue
