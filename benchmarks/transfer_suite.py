@@ -97,13 +97,24 @@ def import_cmu(mocap: Path, out: Path, log=print) -> Path:
     return out
 
 
+# Where the learning rate is halved, as fractions of the budget. With one halving at 3/4 (the
+# schedule before) every model's validation error was still falling steeply at the end of 3000
+# steps; halving three times brings the models closer to convergence in the same steps
+# (GraphSH, synthetic -> CMU 03: 57.8 -> 55.2 mm for seed 123), so the benchmark compares what
+# the data teaches rather than how fast each model converges.
+LR_HALVINGS = (0.5, 0.75, 0.9)
+
+
 def _budget_opts(steps: int, batch: int, steps_per_epoch: int = 100) -> list:
-    """The same optimiser budget for every run: ``steps`` steps at ``batch`` (lr halved at 3/4)."""
+    """The same optimiser budget for every run: ``steps`` steps at ``batch``, lr 1e-3 halved at
+    each of LR_HALVINGS."""
     per_epoch = min(steps, steps_per_epoch)
     epochs = math.ceil(steps / per_epoch)
+    total = epochs * per_epoch
+    milestones = sorted({max(1, int(f * total)) for f in LR_HALVINGS})
     return ["TRAIN.batch_size", str(batch), "TRAIN.epochs", str(epochs),
             "TRAIN.max_steps_per_epoch", str(per_epoch), "TRAIN.step_unit", "iteration",
-            "TRAIN.lr_step", f"[{int(0.75 * epochs * per_epoch)}]", "TRAIN.lr_factor", "0.5",
+            "TRAIN.lr_step", "[" + ",".join(map(str, milestones)) + "]", "TRAIN.lr_factor", "0.5",
             "TRAIN.lr", "0.001", "TRAIN.print_freq", "0"]
 
 

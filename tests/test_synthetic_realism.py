@@ -99,9 +99,15 @@ def test_transfer_suite_budget_table_and_errors(tmp_path):
                                            format_table, import_cmu)
     opts = dict(zip(*[iter(_budget_opts(600, 64))] * 2))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("6", "100")
-    assert opts["TRAIN.lr_step"] == "[450]" and opts["TRAIN.batch_size"] == "64"
+    # lr halved at 1/2, 3/4 and 9/10 of the steps
+    assert opts["TRAIN.lr_step"] == "[300,450,540]" and opts["TRAIN.batch_size"] == "64"
     opts = dict(zip(*[iter(_budget_opts(50, 32))] * 2))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("1", "50")
+    assert opts["TRAIN.lr_step"] == "[25,37,45]"
+    from benchmarks.transfer_suite import ROOT
+    from lib.config import load_config   # the config accepts the milestones as given
+    cfg = load_config(ROOT / "asset" / "yaml" / "HGN_synthetic_train.yml", _budget_opts(3000, 64))
+    assert list(cfg.TRAIN.lr_step) == [1500, 2250, 2700] and cfg.TRAIN.lr_factor == 0.5
     row = {"model": "M", "synthetic_on_own_test": 40.0, "synthetic_on_cmu03": 80.0,
            "cmu_on_cmu03": 64.0, "mean_pose_synthetic_on_cmu03": 200.0,
            "mean_pose_cmu_on_cmu03": 190.0}
