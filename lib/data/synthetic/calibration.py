@@ -89,6 +89,12 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
     trunk = x[:, J["Neck"]] - x[:, J["Pelvis"]]
     out["trunk_tilt"] = _angle(trunk, up[None])
     hips = x[:, J["L_Hip"]] - x[:, J["R_Hip"]]
+    # stance width: how far apart the knees and the ankles are along the hip line, in hip
+    # widths (1: each straight below its hip; relaxed standing and walking are mostly below)
+    hip_width = np.linalg.norm(hips, axis=-1)
+    for part in ("knee", "ankle"):
+        apart = x[:, J[f"L_{part.title()}"]] - x[:, J[f"R_{part.title()}"]]
+        out[f"{part}_separation"] = (apart * hips).sum(-1) / hip_width ** 2
     shoulders = x[:, J["L_Shoulder"]] - x[:, J["R_Shoulder"]]
     yaw = lambda v: np.arctan2(v[:, 1], v[:, 0])
     out["trunk_twist"] = np.degrees(np.angle(np.exp(1j * (yaw(shoulders) - yaw(hips)))))

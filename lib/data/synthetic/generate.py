@@ -47,14 +47,14 @@ from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from lib.progress import progress
 
-VERSION = 5                 # bump when the generated data change
+VERSION = 6                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)
 CPN_KEYPOINTS = "cpn_ft_h36m_dbb"
 MANIFEST = "manifest.json"
 # Purposes mixed into the per-sequence seeds, so each random stream is independent.
-_MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT = 1, 2, 3, 4, 5
+_MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT, _STANCE = 1, 2, 3, 4, 5, 6
 
 
 class SynthesisError(PoseError, ValueError):
@@ -125,7 +125,9 @@ class SequenceSynthesizer:
         action_idx = ACTION_IDX[action]
         for attempt in range(self.max_tries):
             rng = _rng(self.seed, _MOTION, subject, action_idx, subaction, attempt)
-            tracks = motion.action_tracks(action, num_frames, info["rest"], rng, info["style"])
+            style = info["style"].clip_stance(
+                _rng(self.seed, _STANCE, subject, action_idx, subaction, attempt))
+            tracks = motion.action_tracks(action, num_frames, info["rest"], rng, style)
             tracks.position_xy = tracks.position_xy * 0.8 ** attempt   # tighter on retries
             R = motion.compose_rotations(tracks, info["rest"])
             points = skeleton.forward_kinematics(info["skeleton"], R)

@@ -23,7 +23,7 @@ limits, and split files would scatter one kinematic model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict
 
 import numpy as np
@@ -68,6 +68,12 @@ JOINT_LIMITS_DEG = {
     "pelvis_list": (-10.0, 10.0),
     "wrist_flex": (-50.0, 50.0),
 }
+# Per-clip ranges (deg) of Style.stance, from feet nearly together to wide apart (0: each ankle
+# straight below its hip; a fixed 4 deg, as before version 6, put every standing subject's
+# knees 6 cm outside the hips, where real capture has them about as wide as the hips or
+# narrower), and of Style.step_width.
+STANCE_ABDUCTION_DEG = (-3.0, 6.0)
+GAIT_ABDUCTION_DEG = (-4.0, 0.0)
 _SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
                   "neck_flex", "neck_twist", "head_flex", "head_lat")
 _SIDED_TRACKS = ("hip_flex", "hip_abd", "hip_rot", "knee_flex", "ankle_flex", "wrist_flex")
@@ -185,12 +191,22 @@ class Style:
     amplitude: float = 1.0    # gesture and swing amplitude multiplier
     hand: str = "R"           # dominant hand
     posture: float = 0.0      # habitual forward lean, radians
+    # the hip's frontal angle (radians, negative: adduction) standing and, on level ground,
+    # walking: how far apart the feet are (clip_stance draws them per clip)
+    stance: float = float(np.deg2rad(1.5))
+    step_width: float = float(np.deg2rad(-2.0))
 
     @classmethod
     def sample(cls, rng):
         return cls(speed=float(rng.uniform(0.85, 1.15)), amplitude=float(rng.uniform(0.8, 1.2)),
                    hand="R" if rng.random() < 0.8 else "L",
                    posture=float(np.deg2rad(rng.uniform(-2.0, 6.0))))
+
+    def clip_stance(self, rng) -> "Style":
+        """This style with a stance and step width drawn for one clip (from ``rng``, a stream
+        of their own, so that drawing them changes nothing else in the clip)."""
+        return replace(self, stance=float(np.deg2rad(rng.uniform(*STANCE_ABDUCTION_DEG))),
+                       step_width=float(np.deg2rad(rng.uniform(*GAIT_ABDUCTION_DEG))))
 
     @property
     def other(self):
@@ -271,7 +287,7 @@ def _neutral_tracks(t, rest: RestSkeleton, rng, style: Style) -> Tracks:
     for s in SIDES:
         tr.add("knee_flex", d(4.0) + d(2.0) * smooth_noise(rng, t), s)
         tr.add("hip_flex", d(3.0) + d(1.5) * smooth_noise(rng, t), s)
-        tr.add("hip_abd", d(4.0), s)
+        tr.add("hip_abd", style.stance, s)
         tr.add("hip_rot", d(6.0), s)    # toes slightly out
         tr.add("ankle_flex", 0.0, s)
         tr.add("wrist_flex", d(5.0) * smooth_noise(rng, t), s)
@@ -356,6 +372,9 @@ def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swin
     flexed = d(8.0) + d(20.0) * terrain
     stance_knee = d(rng.uniform(0.0, 18.0)) * terrain
     obstacles = terrain * rng.uniform(0.1, 0.6)
+    # feet land close to the line of progression (real gait: 5-20 cm between the ankles), so
+    # the legs converge from the hips; wider on rough ground
+    step_width = style.step_width + d(2.0) * terrain
     phase = 2 * np.pi * cadence * t + rng.uniform(0, 2 * np.pi)
     for s, off in (("L", 0.0), ("R", np.pi)):
         ph = phase + off
@@ -368,7 +387,7 @@ def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swin
                                             + d(8.0) * np.sin(2 * ph + 0.3))
                                     + stance_knee + d(55.0) * step * hump)
         tr.sided["ankle_flex"][s] = d(6.0) * np.sin(ph + 2.3) + d(4.0) * np.sin(2 * ph)
-        tr.sided["hip_abd"][s] = d(3.0) + d(2.0) * np.sin(ph + np.pi / 2)
+        tr.sided["hip_abd"][s] = step_width + d(2.0) * np.sin(ph + np.pi / 2)
     tr.scalars["pelvis_list"] = d(3.0) * np.sin(phase)
     tr.scalars["spine_twist"] = d(rng.uniform(3.0, 8.0)) * np.sin(phase + np.pi) * style.amplitude
     tr.add("spine_flex", d(3.0) + d(12.0) * terrain)
