@@ -192,9 +192,9 @@ class Style:
     hand: str = "R"           # dominant hand
     posture: float = 0.0      # habitual forward lean, radians
     # the hip's frontal angle (radians, negative: adduction) standing and, on level ground,
-    # walking: how far apart the feet are (clip_stance draws them per clip)
-    stance: float = float(np.deg2rad(1.5))
-    step_width: float = float(np.deg2rad(-2.0))
+    # walking: how far apart the feet are (clip_stance draws them per clip; default: the middle)
+    stance: float = float(np.deg2rad(np.mean(STANCE_ABDUCTION_DEG)))
+    step_width: float = float(np.deg2rad(np.mean(GAIT_ABDUCTION_DEG)))
 
     @classmethod
     def sample(cls, rng):
