@@ -535,6 +535,30 @@ def test_stance_separation_statistic_by_hand():
     assert joint_statistics(x)["ankle_separation"][0] == pytest.approx(-0.3)
 
 
+def test_head_carriage_and_spine_flexion_by_hand():
+    """Both angles are taken in the chest's sagittal plane: a body facing -y (left hip at +x),
+    the chest bent 30 deg forward over an upright lower trunk, the nose 45 deg further forward
+    than the chest's line. Leaning the whole body forward changes neither; a head held back
+    gives a negative carriage."""
+    from lib.data.synthetic.calibration import J, joint_statistics
+    d = np.deg2rad
+    x = np.zeros((1, 17, 3))
+    x[0, J["L_Hip"]], x[0, J["R_Hip"]] = [100.0, 0.0, 0.0], [-100.0, 0.0, 0.0]
+    x[0, J["Torso"]] = [0.0, 0.0, 250.0]
+    chest = 120.0 * np.array([0.0, -np.sin(d(30)), np.cos(d(30))])         # forward is -y
+    x[0, J["Neck"]] = x[0, J["Torso"]] + chest
+    x[0, J["Nose"]] = x[0, J["Neck"]] + 150.0 * np.array([0.0, -np.sin(d(75)), np.cos(d(75))])
+    st = joint_statistics(x)
+    assert st["spine_flexion"][0] == pytest.approx(30.0)
+    assert st["head_carriage"][0] == pytest.approx(45.0)
+    c, s = np.cos(d(20)), np.sin(d(20))            # the whole body leaning 20 deg forward
+    lean = x @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).T
+    assert joint_statistics(lean)["head_carriage"][0] == pytest.approx(45.0)
+    assert joint_statistics(lean)["spine_flexion"][0] == pytest.approx(30.0)
+    x[0, J["Nose"]] = x[0, J["Neck"]] + 150.0 * np.array([0.0, -np.sin(d(20)), np.cos(d(20))])
+    assert joint_statistics(x)["head_carriage"][0] == pytest.approx(-10.0)
+
+
 def test_stance_width_varies_and_walking_feet_converge(synth):
     """Standing clips differ in stance width (feet nearly together to wide apart), and a walking
     subject's knees and ankles stay inside the hip line, as real gait's 5-20 cm step width puts

@@ -50,7 +50,7 @@ def test_real_poses_have_synthetic_neighbours(real, synthetic):
 def test_angle_height_and_speed_ranges_cover_the_real_ones(real, synthetic):
     """The synthetic 0.5-99.5 % range of each statistic spans most of the real 1-99 % range:
     knees, hips and elbows, trunk tilt and twist, root height (crouching and floor sitting
-    included), walking speed and stance width."""
+    included), walking speed, stance width, head carriage and spine curvature."""
     r, r_starts = _all(real)
     s, s_starts = _all(synthetic)
     rs = cal.joint_statistics(r, clip_starts=r_starts)
@@ -59,14 +59,17 @@ def test_angle_height_and_speed_ranges_cover_the_real_ones(real, synthetic):
             "hip_flexion_right": 0.8, "elbow_flexion_left": 0.9, "elbow_flexion_right": 0.9,
             "trunk_tilt": 0.5, "trunk_twist": 0.7, "root_height": 0.8, "root_speed": 0.6,
             "shoulder_elevation_left": 0.6, "shoulder_elevation_right": 0.6,
-            "knee_separation": 0.7, "ankle_separation": 0.6}
+            "knee_separation": 0.7, "ankle_separation": 0.6, "head_carriage": 0.7,
+            "spine_flexion": 0.45}
     got = {k: cal.range_coverage(rs[k], ss[k]) for k in need}
     short = {k: round(v, 2) for k, v in got.items() if v < need[k]}
     assert not short, short
     # stance width where most frames are, not only its extremes: the real median lies in the
     # synthetic 10-90 % range (version 5's knees never came closer than 1.22 hip widths; the
     # real median is 1.1)
-    for k in ("knee_separation", "ankle_separation"):
+    # and so spine curvature. (Not head carriage: the synthetic heads are carried further
+    # forward, median 14 deg against -4 deg; docs/synthetic.md says why that stays.)
+    for k in ("knee_separation", "ankle_separation", "spine_flexion"):
         lo, hi = np.percentile(ss[k], [10, 90])
         assert lo < np.median(rs[k]) < hi, (k, lo, np.median(rs[k]), hi)
 

@@ -95,6 +95,18 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
     for part in ("knee", "ankle"):
         apart = x[:, J[f"L_{part.title()}"]] - x[:, J[f"R_{part.title()}"]]
         out[f"{part}_separation"] = (apart * hips).sum(-1) / hip_width ** 2
+    # head carriage and spine curvature, in the chest's own sagittal plane (up: torso -> neck,
+    # made square to the hip line; forward: hips x up), so they do not change with the lean
+    side = hips / hip_width[:, None]
+    chest_up = x[:, J["Neck"]] - x[:, J["Torso"]]
+    chest_up = chest_up - (chest_up * side).sum(-1, keepdims=True) * side
+    chest_up /= np.maximum(np.linalg.norm(chest_up, axis=-1, keepdims=True), 1e-9)
+    forward = np.cross(side, chest_up)
+    sagittal = lambda v: np.degrees(np.arctan2((v * forward).sum(-1), (v * chest_up).sum(-1)))
+    # > 0: the head (neck -> nose) carried forward of the chest's line, the chin down
+    out["head_carriage"] = sagittal(x[:, J["Nose"]] - x[:, J["Neck"]])
+    # > 0: the chest bent forward over the lower trunk (pelvis -> torso)
+    out["spine_flexion"] = -sagittal(x[:, J["Torso"]] - x[:, J["Pelvis"]])
     shoulders = x[:, J["L_Shoulder"]] - x[:, J["R_Shoulder"]]
     yaw = lambda v: np.arctan2(v[:, 1], v[:, 0])
     out["trunk_twist"] = np.degrees(np.angle(np.exp(1j * (yaw(shoulders) - yaw(hips)))))
