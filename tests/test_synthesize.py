@@ -552,9 +552,9 @@ def test_head_carriage_and_spine_flexion_by_hand():
     assert st["spine_flexion"][0] == pytest.approx(30.0)
     assert st["head_carriage"][0] == pytest.approx(45.0)
     c, s = np.cos(d(20)), np.sin(d(20))            # the whole body leaning 20 deg forward
-    lean = x @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).T
-    assert joint_statistics(lean)["head_carriage"][0] == pytest.approx(45.0)
-    assert joint_statistics(lean)["spine_flexion"][0] == pytest.approx(30.0)
+    leaning = joint_statistics(x @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).T)
+    assert leaning["head_carriage"][0] == pytest.approx(45.0)
+    assert leaning["spine_flexion"][0] == pytest.approx(30.0)
     x[0, J["Nose"]] = x[0, J["Neck"]] + 150.0 * np.array([0.0, -np.sin(d(20)), np.cos(d(20))])
     assert joint_statistics(x)["head_carriage"][0] == pytest.approx(-10.0)
 
