@@ -575,3 +575,49 @@ def test_stance_width_varies_and_walking_feet_converge(synth):
     knees, ankles = np.array(walking).T
     # rough ground widens the steps a little, so the clips' medians, not each clip
     assert np.median(knees) < 1.0 and np.median(ankles) < 0.7 and ankles.max() < 1.0, walking
+
+
+def test_walking_arms_swing_about_the_clips_centre(synth):
+    """A gait's upper arm swings about the clip's arm-swing centre, measured against the chest's
+    line: moving the centre back by 10 degrees (same clip otherwise) moves the arm's median
+    carriage back by as much, and the centres drawn per clip (ARM_SWING_CENTRE_DEG) put the
+    walking arm behind the chest's line, as real walkers hold it."""
+    from dataclasses import replace
+    from lib.data.synthetic import skeleton
+    from lib.data.synthetic.calibration import joint_statistics
+    info = synth.subject(5)
+
+    def carriage(style):
+        tr = motion.action_tracks("Walking", 100, info["rest"], np.random.default_rng(3), style)
+        points = skeleton.forward_kinematics(info["skeleton"],
+                                             motion.compose_rotations(tr, info["rest"]))
+        st = joint_statistics(points[:, :17] * 1000.0)
+        return np.median(np.concatenate([st["upper_arm_carriage_left"],
+                                         st["upper_arm_carriage_right"]]))
+
+    forward, back = (carriage(replace(info["style"], arm_swing_centre=np.deg2rad(c)))
+                     for c in (-2.0, -12.0))
+    assert forward - back == pytest.approx(10.0, abs=2.0)
+    drawn = [carriage(info["style"].for_clip(np.random.default_rng(k))) for k in range(6)]
+    assert np.median(drawn) < 0.0, drawn
+
+
+def test_upper_arm_carriage_by_hand():
+    """Upper arm straight down along an upright chest: 0; swung 30 deg forward: 30; 20 deg
+    back: -20; the same after leaning the whole body 25 deg forward (the chest's own frame)."""
+    from lib.data.synthetic.calibration import J, joint_statistics
+    d = np.deg2rad
+    x = np.zeros((1, 17, 3))
+    x[0, J["L_Hip"]], x[0, J["R_Hip"]] = [100.0, 0, 0], [-100.0, 0, 0]
+    x[0, J["Torso"]], x[0, J["Neck"]] = [0, 0, 250.0], [0, 0, 500.0]
+    x[0, J["L_Shoulder"]], x[0, J["R_Shoulder"]] = [180.0, 0, 480.0], [-180.0, 0, 480.0]
+    # facing -y (the hips' x up = -y): forward is -y
+    x[0, J["L_Elbow"]] = x[0, J["L_Shoulder"]] + 300.0 * np.array([0, -np.sin(d(30)), -np.cos(d(30))])
+    x[0, J["R_Elbow"]] = x[0, J["R_Shoulder"]] + 300.0 * np.array([0, np.sin(d(20)), -np.cos(d(20))])
+    st = joint_statistics(x)
+    assert st["upper_arm_carriage_left"][0] == pytest.approx(30.0)
+    assert st["upper_arm_carriage_right"][0] == pytest.approx(-20.0)
+    c, s = np.cos(d(25)), np.sin(d(25))
+    leaning = joint_statistics(x @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).T)
+    assert leaning["upper_arm_carriage_left"][0] == pytest.approx(30.0)
+    assert leaning["upper_arm_carriage_right"][0] == pytest.approx(-20.0)

@@ -107,6 +107,12 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
     out["head_carriage"] = sagittal(x[:, J["Nose"]] - x[:, J["Neck"]])
     # > 0: the chest bent forward over the lower trunk (pelvis -> torso)
     out["spine_flexion"] = -sagittal(x[:, J["Torso"]] - x[:, J["Pelvis"]])
+    # the upper arm's angle ahead of the chest's line (0: hanging along it, < 0: behind it);
+    # walking arms swing about a centre a little behind the line
+    for side, s in (("L", "left"), ("R", "right")):
+        down = x[:, J[f"{side}_Elbow"]] - x[:, J[f"{side}_Shoulder"]]
+        out[f"upper_arm_carriage_{s}"] = np.degrees(np.arctan2(
+            (down * forward).sum(-1), -(down * chest_up).sum(-1)))
     shoulders = x[:, J["L_Shoulder"]] - x[:, J["R_Shoulder"]]
     yaw = lambda v: np.arctan2(v[:, 1], v[:, 0])
     out["trunk_twist"] = np.degrees(np.angle(np.exp(1j * (yaw(shoulders) - yaw(hips)))))

@@ -47,7 +47,7 @@ from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from lib.progress import progress
 
-VERSION = 6                 # bump when the generated data change
+VERSION = 7                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)
@@ -125,7 +125,7 @@ class SequenceSynthesizer:
         action_idx = ACTION_IDX[action]
         for attempt in range(self.max_tries):
             rng = _rng(self.seed, _MOTION, subject, action_idx, subaction, attempt)
-            style = info["style"].clip_stance(
+            style = info["style"].for_clip(
                 _rng(self.seed, _STANCE, subject, action_idx, subaction, attempt))
             tracks = motion.action_tracks(action, num_frames, info["rest"], rng, style)
             tracks.position_xy = tracks.position_xy * 0.8 ** attempt   # tighter on retries

@@ -74,6 +74,12 @@ JOINT_LIMITS_DEG = {
 # narrower), and of Style.step_width.
 STANCE_ABDUCTION_DEG = (-3.0, 6.0)
 GAIT_ABDUCTION_DEG = (-4.0, 0.0)
+# Per-clip range (deg) of Style.arm_swing_centre: the walking upper arm's mean angle ahead of
+# the trunk's line (negative: behind it). Walking people swing the arm further back than
+# forward; the real walkers of the calibration (CMU 02 on level ground, CMU 03 on rough ground)
+# hold the upper arm 4-11 deg behind the trunk's line (median per clip), and up to version 6
+# every synthetic gait swung it about the line itself.
+ARM_SWING_CENTRE_DEG = (-12.0, -2.0)
 _SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
                   "neck_flex", "neck_twist", "head_flex", "head_lat")
 _SIDED_TRACKS = ("hip_flex", "hip_abd", "hip_rot", "knee_flex", "ankle_flex", "wrist_flex")
@@ -195,6 +201,7 @@ class Style:
     # walking: how far apart the feet are (clip_stance draws them per clip; default: the middle)
     stance: float = float(np.deg2rad(np.mean(STANCE_ABDUCTION_DEG)))
     step_width: float = float(np.deg2rad(np.mean(GAIT_ABDUCTION_DEG)))
+    arm_swing_centre: float = float(np.deg2rad(np.mean(ARM_SWING_CENTRE_DEG)))
 
     @classmethod
     def sample(cls, rng):
@@ -202,11 +209,13 @@ class Style:
                    hand="R" if rng.random() < 0.8 else "L",
                    posture=float(np.deg2rad(rng.uniform(-2.0, 6.0))))
 
-    def clip_stance(self, rng) -> "Style":
-        """This style with a stance and step width drawn for one clip (from ``rng``, a stream
-        of their own, so that drawing them changes nothing else in the clip)."""
+    def for_clip(self, rng) -> "Style":
+        """This style with a stance, step width and arm-swing centre drawn for one clip (from
+        ``rng``, a stream of their own, so that drawing them changes nothing else in the clip;
+        the arm-swing centre comes last, so the stances are those version 6 drew)."""
         return replace(self, stance=float(np.deg2rad(rng.uniform(*STANCE_ABDUCTION_DEG))),
-                       step_width=float(np.deg2rad(rng.uniform(*GAIT_ABDUCTION_DEG))))
+                       step_width=float(np.deg2rad(rng.uniform(*GAIT_ABDUCTION_DEG))),
+                       arm_swing_centre=float(np.deg2rad(rng.uniform(*ARM_SWING_CENTRE_DEG))))
 
     @property
     def other(self):
@@ -405,7 +414,8 @@ def _gait(tr: Tracks, rest: RestSkeleton, rng, style: Style, speed=1.0, arm_swin
         swing = d(rng.uniform(10.0, 28.0)) * arm_swing * style.amplitude * wave
         flex = d(carriage + 10.0 * wave)
         reach = 0.99 * elbow_reach(rest.upper_arm(s), rest.forearm(s), flex)
-        ahead = swing + 0.5 * flex               # the bent forearm carries the hand forward
+        # the upper arm swings about the clip's centre; the bent forearm carries the hand forward
+        ahead = style.arm_swing_centre + swing + 0.5 * flex
         target = np.stack([np.full_like(t, LATERAL[s] * (0.08 + balance)), -reach * np.cos(ahead),
                            reach * np.sin(ahead) + 0.03], -1)
         tr.set_arm(s, target, _pole(s, 0.3, -0.3, -1.0))
