@@ -201,8 +201,10 @@ def test_trains_below_mean_pose(tmp_path, tiny_data):
     """The loop learns: on its own (tiny) training subjects the error falls far below the mean pose.
 
     Held-out subjects are not used: 2 subjects x 3 actions x 24 frames are too few to generalise.
+    20 epochs, not 10: at 10 the error depended on the draw of the data (0.49 of the mean pose
+    on generator version 6, 0.64 on version 7; 0.31 on version 7 at 20).
     """
-    cfg = make_cfg(tmp_path, tiny_data, "Martinez", epochs=10,
+    cfg = make_cfg(tmp_path, tiny_data, "Martinez", epochs=20,
                    extra={"TRAIN": {"lr": 0.01, "lr_step": [20], "select_on": "test"},
                           "MODEL": {"p_dropout": 0.0},
                           "DATASET": {"train_stride": 1, "test_subjects": [1, 5],
