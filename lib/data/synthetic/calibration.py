@@ -69,6 +69,11 @@ def _angle(u, v):
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+def root_speed(joints: np.ndarray, fps: float = FPS) -> np.ndarray:
+    """(N - 1,) horizontal speed of the pelvis between consecutive frames, m/s."""
+    return np.linalg.norm(np.diff(joints[:, 0, :2], axis=0), axis=-1) * fps / 1000.0
+
+
 def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> Dict[str, np.ndarray]:
     """Per-frame angles (degrees), heights and speeds of a clip or a stack of clips.
 
@@ -119,7 +124,7 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
     legs = bone_lengths(x)[:, [1, 2]].sum(1)          # right thigh + shank
     foot = np.minimum(x[:, J["L_Ankle"], 2], x[:, J["R_Ankle"], 2])
     out["root_height"] = (x[:, 0, 2] - foot) / legs    # pelvis over the lower ankle, in legs
-    v = np.linalg.norm(np.diff(x[:, 0, :2], axis=0), axis=-1) * fps / 1000.0
+    v = root_speed(x, fps)
     if clip_starts is not None:
         keep = np.ones(len(v), bool)
         keep[[i - 1 for i in clip_starts if i > 0]] = False

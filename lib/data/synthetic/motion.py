@@ -75,10 +75,10 @@ JOINT_LIMITS_DEG = {
 STANCE_ABDUCTION_DEG = (-3.0, 6.0)
 GAIT_ABDUCTION_DEG = (-4.0, 0.0)
 # Per-clip range (deg) of Style.arm_swing_centre: the walking upper arm's mean angle ahead of
-# the trunk's line (negative: behind it). Walking people swing the arm further back than
+# the chest's line (negative: behind it). Walking people swing the arm further back than
 # forward; the real walkers of the calibration (CMU 02 on level ground, CMU 03 on rough ground)
-# hold the upper arm 4-11 deg behind the trunk's line (median per clip), and up to version 6
-# every synthetic gait swung it about the line itself.
+# hold the upper arm 2-9 deg behind the chest's line (median per clip, the calibration's
+# upper_arm_carriage), and up to version 6 every synthetic gait swung it about the line itself.
 ARM_SWING_CENTRE_DEG = (-12.0, -2.0)
 _SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
                   "neck_flex", "neck_twist", "head_flex", "head_lat")
@@ -198,7 +198,7 @@ class Style:
     hand: str = "R"           # dominant hand
     posture: float = 0.0      # habitual forward lean, radians
     # the hip's frontal angle (radians, negative: adduction) standing and, on level ground,
-    # walking: how far apart the feet are (clip_stance draws them per clip; default: the middle)
+    # walking: how far apart the feet are (for_clip draws them per clip; default: the middle)
     stance: float = float(np.deg2rad(np.mean(STANCE_ABDUCTION_DEG)))
     step_width: float = float(np.deg2rad(np.mean(GAIT_ABDUCTION_DEG)))
     arm_swing_centre: float = float(np.deg2rad(np.mean(ARM_SWING_CENTRE_DEG)))
