@@ -478,6 +478,45 @@ def test_camera_distance_and_poses_vary(synth):
     assert max(tilt) > 35.0
 
 
+def test_pulses_fit_a_bump_longer_than_the_period():
+    """A bump of 2 x 0.6 + 0.9 = 2.1 s in a 1 s period is fitted into it (hold 0, ramps 0.5 s):
+    it peaks at 1 at 0.5 s and is back to 0 as the next period starts (cut off instead, it
+    would fall from 1 to 0 in one step); a bump that fits keeps its shape."""
+    t = np.arange(0.0, 3.0, 1e-3)
+    w = motion.pulses(t, 1.0, rise=0.6, hold=0.9, phase=0.0)
+    assert np.abs(np.diff(w)).max() < 0.01
+    at = lambda s: w[int(round(s / 1e-3))]
+    assert at(0.5) == pytest.approx(1.0) and at(1.5) == pytest.approx(1.0)
+    assert at(0.25) == pytest.approx(0.5)              # smootherstep(0.5) on the 0.5 s ramp
+    assert at(0.999) < 1e-6 and at(1.0) == 0.0
+    fits = motion.pulses(t, 10.0, rise=0.6, hold=0.9, phase=0.0)
+    assert fits[300] == pytest.approx(0.5) and fits[1000] == 1.0 and fits[1400] == 1.0
+    assert fits[1800] == pytest.approx(0.5) and fits[2100] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="period"):
+        motion.pulses(t, 0.0, rise=0.6, hold=0.9, phase=0.0)
+
+
+def test_hand_targets_move_smoothly_in_every_action(synth):
+    """No action's hand path jumps, at the slowest and the fastest subject tempo: the largest
+    acceleration of a hand target stays under 25 mm/frame^2 (62 m/s^2 at 50 fps; a wave at
+    2.5 Hz reaches about 12). Version 7's Photo, Directions and Greeting cut their gesture
+    off at the period's end when a fast tempo made the period shorter than the gesture: a
+    hand target then moved up to 70 cm in a frame."""
+    from dataclasses import replace
+    info = synth.subject(5)
+    worst = {}
+    for action in motion.ACTIONS:
+        for speed in (0.85, 1.15):
+            style = replace(info["style"], speed=speed)
+            for k in range(6):
+                tr = motion.action_tracks(action, 150, info["rest"], np.random.default_rng(k),
+                                          style)
+                for hand in tr.hand.values():
+                    accel = np.linalg.norm(np.diff(hand, 2, axis=0), axis=-1).max() * 1000.0
+                    worst[action] = max(worst.get(action, 0.0), accel)
+    assert max(worst.values()) < 25.0, worst
+
+
 def test_step_values_hold_through_each_swing_and_blend_smoothly():
     """Per-step values change only around mid-stance (the cycle coordinate's integers), stay
     in their ranges, and the blend between two steps is smooth (no jump between frames)."""

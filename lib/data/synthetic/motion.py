@@ -138,7 +138,17 @@ def smootherstep(x):
 
 
 def pulses(t, period, rise, hold, phase):
-    """Periodic smooth bumps 0 -> 1 (hold) -> 0, one per period, starting at ``phase`` seconds."""
+    """Periodic smooth bumps 0 -> 1 (hold) -> 0, one per period, starting at ``phase`` seconds.
+
+    A bump longer than the period (``2 rise + hold``; a fast subject's tempo shortens the
+    period) is fitted into it, the hold shortened first, then the ramps: cut off by the next
+    period's start instead, it would drop from the hold to 0 in one frame (version 7 had such
+    jumps of up to 39 cm in a wrist's path).
+    """
+    if period <= 0:
+        raise ValueError(f"pulses: period must be > 0, got {period}")
+    hold = min(hold, max(period - 2 * rise, 0.0))
+    rise = min(rise, period / 2)
     u = np.mod(t - phase, period)
     up = smootherstep(u / rise)
     down = 1.0 - smootherstep((u - rise - hold) / rise)
