@@ -146,19 +146,35 @@ def test_transfer_suite_budget_table_and_errors(tmp_path):
     from lib.config import load_config   # the config accepts the milestones as given
     cfg = load_config(ROOT / "asset" / "yaml" / "HGN_synthetic_train.yml", _budget_opts(3000, 64))
     assert list(cfg.TRAIN.lr_step) == [1500, 2250, 2700] and cfg.TRAIN.lr_factor == 0.5
-    row = {"model": "M", "synthetic_on_own_test": 40.0, "synthetic_on_cmu03": 80.0,
+    row = {"model": "M", "steps": 3000, "synthetic_on_own_test": 40.0, "synthetic_on_cmu03": 80.0,
            "cmu_on_cmu03": 64.0, "mean_pose_synthetic_on_cmu03": 200.0,
            "mean_pose_cmu_on_cmu03": 190.0}
     line = format_table([row]).splitlines()[-1]
-    assert line == "| M | 40.0 | 80.0 | 64.0 | 1.25 | 200/190 | 2.5x |"
+    assert line == "| M | 3000 | 40.0 | 80.0 | 64.0 | 1.25 | 200/190 | 2.50x |"
     # several seeds: mean +- sample std in the cells, ratios of the means
     mean, std = _mean_std([78.0, 80.0, 82.0])
     assert (mean, std) == (80.0, 2.0) and _mean_std([5.0]) == (5.0, None)
     line = format_table([dict(row, synthetic_on_cmu03_std=std)]).splitlines()[-1]
-    assert line == "| M | 40.0 | 80.0 ± 2.0 | 64.0 | 1.25 | 200/190 | 2.5x |"
+    assert line == "| M | 3000 | 40.0 | 80.0 ± 2.0 | 64.0 | 1.25 | 200/190 | 2.50x |"
     (tmp_path / "01").mkdir()
     with pytest.raises(TransferSetupError, match="01.*no skeleton.*--mocap"):
         import_cmu(tmp_path, tmp_path / "out")
+
+
+def test_transfer_suite_budgets_per_model(tmp_path, capsys):
+    """Each model has its own budget (both sources the same), --steps N overrides all of them,
+    and the command line refuses a model it does not know or a budget below one step."""
+    from benchmarks.transfer_suite import MODELS, _budget_opts, main
+    steps = {m.name: m.steps for m in MODELS}
+    assert steps == {"HGN": 3000, "GraphSH": 3000, "SemGCN": 30000, "Martinez": 30000}
+    opts = dict(zip(*[iter(_budget_opts(steps["SemGCN"], 64))] * 2))
+    assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("300", "100")
+    assert opts["TRAIN.lr_step"] == "[15000,22500,27000]"
+    for bad in (["--only", "SemGCNN"], ["--steps", "0"]):
+        with pytest.raises(SystemExit):
+            main(["--mocap", str(tmp_path), *bad])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'SemGCNN'" in err and "--steps must be >= 1" in err
 
 
 def test_transfer_suite_longer_synthetic_sequences(tmp_path):
@@ -172,7 +188,7 @@ def test_transfer_suite_longer_synthetic_sequences(tmp_path):
     default = dict(zip(*[iter(_source_opts("synthetic", tmp_path))] * 2))
     assert "DATASET.train_stride" not in default
     assert default["DATASET.root"] == str(tmp_path / "synthetic")
-    hgn_yml = ROOT / "asset" / "yaml" / MODELS[0][1]
+    hgn_yml = ROOT / "asset" / "yaml" / MODELS[0].yml
     stride = load_config(hgn_yml).DATASET.train_stride
     long_opts = _source_opts("synthetic", tmp_path, 300, stride)
     cfg = load_config(hgn_yml, long_opts)
