@@ -52,7 +52,8 @@ class TransferModel(NamedTuple):
 # Both sources of a model get the same steps; the models do not. SemGCN and Martinez take a
 # tenth of HGN's time per step and at 3000 steps are far from converged (trained on CMU itself
 # 2.1 x / 2.5 x better than the mean pose), so what they learn from the data would not show;
-# 30,000 steps cost them about what HGN's 3000 cost it (14-16 min per run on 2 CPU threads).
+# 30,000 steps cost them about what HGN's 3000 cost it (13-15 min per run against HGN's
+# 15-17 on 2 CPU threads).
 # GraphSH (3 min per run at 3000 steps) passes both targets there.
 MODELS = (
     TransferModel("HGN", "HGN_synthetic_train.yml", [], 3000),
@@ -208,11 +209,12 @@ def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None
         "synthetic", work, synthetic_frames, load_config(first).DATASET.train_stride)))
     rows = []
     mean_cache = {}
-    for name, yml_name, model_opts, model_steps in MODELS:
-        if only and name not in only:
+    for model in MODELS:
+        if only and model.name not in only:
             continue
-        run_steps = model_steps if steps is None else steps
-        yml = ROOT / "asset" / "yaml" / yml_name
+        name, model_opts = model.name, model.opts
+        run_steps = model.steps if steps is None else steps
+        yml = ROOT / "asset" / "yaml" / model.yml
         yml_cfg = load_config(yml)
         base_seed, stride = yml_cfg.seed, yml_cfg.DATASET.train_stride
         row = {"model": name, "steps": run_steps, "batch": batch, "generator_version": VERSION,
@@ -244,7 +246,7 @@ def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None
             row[f"{source}_on_cmu03"], row[f"{source}_on_cmu03_std"] = _mean_std(on_cmu)
             row[f"{source}_on_cmu03_per_seed"] = on_cmu
             row[f"{source}_wall_s"] = sum(walls) / len(walls)
-            key = (source, yml_name.split("_")[0] == "GraphSH", stride)
+            key = (source, model.yml.split("_")[0] == "GraphSH", stride)
             if key not in mean_cache:
                 mean_cache[key] = _mean_pose_on_cmu(yml, source_opts + model_opts, work)
             row[f"mean_pose_{source}_on_cmu03"] = mean_cache[key]

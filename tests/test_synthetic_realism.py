@@ -130,16 +130,21 @@ def test_rigid_bones_and_human_proportions(mocap_dir):
         assert not outside, (subject, outside)
 
 
+def _pairs(opts: list) -> dict:
+    """A flat --opts list (key, value, key, value, ...) as {key: value}."""
+    return dict(zip(opts[::2], opts[1::2]))
+
+
 def test_transfer_suite_budget_table_and_errors(tmp_path):
-    """The transfer benchmark gives every run the same optimiser budget, states its ratios
+    """The transfer benchmark turns a step budget into optimiser options, states its ratios
     against the issue's target, and refuses a mocap folder without the three CMU subjects."""
     from benchmarks.transfer_suite import (TransferSetupError, _budget_opts, _mean_std,
                                            format_table, import_cmu)
-    opts = dict(zip(*[iter(_budget_opts(600, 64))] * 2))
+    opts = _pairs(_budget_opts(600, 64))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("6", "100")
     # lr halved at 1/2, 3/4 and 9/10 of the steps
     assert opts["TRAIN.lr_step"] == "[300,450,540]" and opts["TRAIN.batch_size"] == "64"
-    opts = dict(zip(*[iter(_budget_opts(50, 32))] * 2))
+    opts = _pairs(_budget_opts(50, 32))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("1", "50")
     assert opts["TRAIN.lr_step"] == "[25,37,45]"
     from benchmarks.transfer_suite import ROOT
@@ -167,7 +172,7 @@ def test_transfer_suite_budgets_per_model(tmp_path, capsys):
     from benchmarks.transfer_suite import MODELS, _budget_opts, main
     steps = {m.name: m.steps for m in MODELS}
     assert steps == {"HGN": 3000, "GraphSH": 3000, "SemGCN": 30000, "Martinez": 30000}
-    opts = dict(zip(*[iter(_budget_opts(steps["SemGCN"], 64))] * 2))
+    opts = _pairs(_budget_opts(steps["SemGCN"], 64))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("300", "100")
     assert opts["TRAIN.lr_step"] == "[15000,22500,27000]"
     for bad in (["--only", "SemGCNN"], ["--steps", "0"]):
@@ -185,7 +190,7 @@ def test_transfer_suite_longer_synthetic_sequences(tmp_path):
     from lib.config import load_config
     assert [scaled_stride(2, 300), scaled_stride(1, 300), scaled_stride(1, 150)] == [6, 3, 2]
     assert scaled_stride(2, None) == 2 and scaled_stride(1, 20) == 1
-    default = dict(zip(*[iter(_source_opts("synthetic", tmp_path))] * 2))
+    default = _pairs(_source_opts("synthetic", tmp_path))
     assert "DATASET.train_stride" not in default
     assert default["DATASET.root"] == str(tmp_path / "synthetic")
     hgn_yml = ROOT / "asset" / "yaml" / MODELS[0].yml
