@@ -1,7 +1,8 @@
 """Transfer to real motion: train on the synthetic default and on real CMU capture, test on CMU.
 
     python benchmarks/train_suite.py --suite transfer --mocap DIR [--work DIR] [--steps N]
-        [--batch 64] [--seeds 1] [--only GraphSH Martinez] [--sources synthetic cmu]
+        [--batch 64] [--seeds 1] [--first-seed S] [--only GraphSH Martinez]
+        [--sources synthetic cmu]
         [--synthetic-frames N] [--json FILE]
 
 ``--mocap`` is a folder holding the CMU ASF/AMC subjects 01, 02 and 03 (``DIR/01/01.asf``,
@@ -18,7 +19,11 @@ test split, the mean-pose MPJPE on CMU 03 (the mean training pose of each source
 ratios the issue's target is stated in: synthetic / CMU (<= 1.15) and mean-pose / synthetic
 (>= 3). With ``--seeds N`` every (model, source) is trained N times (config ``seed`` = the
 YAML's seed + 0..N-1) and each MPJPE is given as mean +- sample std over the seeds; the ratios
-are those of the means.
+are those of the means; ``--first-seed S`` starts at S instead (to add seeds to a set already
+run). After the table, for every model trained on both sources, a per-joint comparison on CMU 03:
+MPJPE and the bias along the body's left, up and forward axes, synthetic-trained beside
+CMU-trained, averaged over the seeds (the JSON holds the tables): where the synthetic data teaches
+a prior that real motion does not fit.
 
 ``--synthetic-frames N`` trains on a synthetic set with N frames per sequence instead of the
 generator's default (written into ``--work``/synthetic_Nf), with every model's training stride
@@ -195,8 +200,10 @@ def _mean_std(values):
 
 
 def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None,
-                 sources=SOURCES, seeds: int = 1, synthetic_frames=None, log=print) -> list:
-    """One row per model; ``steps`` None gives each model its own budget (``MODELS``)."""
+                 sources=SOURCES, seeds: int = 1, synthetic_frames=None, first_seed=None,
+                 log=print) -> list:
+    """One row per model; ``steps`` None gives each model its own budget (``MODELS``);
+    ``first_seed`` None starts the seeds at each YAML's own."""
     from lib.data.synthetic.generate import VERSION
     from lib.engine.run import test_main, train_main
     mocap, work = Path(mocap), Path(work)
@@ -216,13 +223,14 @@ def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None
         run_steps = model.steps if steps is None else steps
         yml = ROOT / "asset" / "yaml" / model.yml
         yml_cfg = load_config(yml)
-        base_seed, stride = yml_cfg.seed, yml_cfg.DATASET.train_stride
+        stride = yml_cfg.DATASET.train_stride
+        base_seed = yml_cfg.seed if first_seed is None else first_seed
         row = {"model": name, "steps": run_steps, "batch": batch, "generator_version": VERSION,
-               "seeds": seeds, "synthetic_frames": synthetic_frames,
+               "seeds": seeds, "first_seed": base_seed, "synthetic_frames": synthetic_frames,
                "synthetic_train_stride": scaled_stride(stride, synthetic_frames)}
         for source in sources:
             source_opts = _source_opts(source, work, synthetic_frames, stride)
-            own, on_cmu, walls = [], [], []
+            own, on_cmu, walls, joints = [], [], [], []
             for k in range(seeds):
                 out_dir = work / "experiment" / f"{source}_{name}" / f"seed{base_seed + k}"
                 opts = (["output_dir", str(out_dir)] + source_opts + model_opts
@@ -236,8 +244,10 @@ def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None
                                         *cmu_test_opts(work), "TEST.weight_path", "latest"])
                     _quiet()
                     on_cmu.append(result["test_mpjpe"])
+                    joints.append(result["test_per_joint"])
                 else:
                     on_cmu.append(summary["test_mpjpe"])
+                    joints.append(summary["test_per_joint"])
                 walls.append(time.perf_counter() - t0)
                 log(f"{name} trained on {source} (seed {base_seed + k}): "
                     f"{on_cmu[-1]:.1f} mm on CMU 03")
@@ -245,6 +255,7 @@ def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None
                 row["synthetic_on_own_test"], row["synthetic_on_own_test_std"] = _mean_std(own)
             row[f"{source}_on_cmu03"], row[f"{source}_on_cmu03_std"] = _mean_std(on_cmu)
             row[f"{source}_on_cmu03_per_seed"] = on_cmu
+            row[f"{source}_on_cmu03_per_joint"] = mean_joint_table(joints)
             row[f"{source}_wall_s"] = sum(walls) / len(walls)
             key = (source, model.yml.split("_")[0] == "GraphSH", stride)
             if key not in mean_cache:
@@ -252,6 +263,35 @@ def run_transfer(mocap: Path, work: Path, steps=None, batch: int = 64, only=None
             row[f"mean_pose_{source}_on_cmu03"] = mean_cache[key]
         rows.append(row)
     return rows
+
+
+def mean_joint_table(tables: list) -> dict:
+    """The per-joint tables of several seeds (lib.geometry.metrics.per_joint_table) as one:
+    every value averaged over the seeds."""
+    first = tables[0]
+    return {"order": first["order"], "frames": first["frames"], "seeds": len(tables),
+            "joints": {name: {k: sum(t["joints"][name][k] for t in tables) / len(tables)
+                              for k in first["joints"][name]}
+                       for name in first["order"]}}
+
+
+def format_joint_comparison(row) -> str:
+    """Where the synthetic-trained model errs more than the CMU-trained one on CMU 03: per joint,
+    MPJPE and the bias along the body's axes (mm, lib.geometry.metrics.body_frames), each as
+    synthetic / CMU. Empty when the row lacks either source."""
+    from lib.geometry.metrics import BODY_AXES
+    tables = [row.get(f"{s}_on_cmu03_per_joint") for s in SOURCES]
+    if None in tables:
+        return ""
+    syn, cmu = tables
+    cols = ["MPJPE"] + [f"{axis} bias" for axis in BODY_AXES]
+    keys = ["mpjpe"] + [f"bias_{axis}" for axis in BODY_AXES]
+    lines = [f"{row['model']} on CMU 03 per joint, synthetic-trained / CMU-trained (mm):", "",
+             "| joint | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name in syn["order"]:
+        a, b = syn["joints"][name], cmu["joints"][name]
+        lines.append(f"| {name} | " + " | ".join(f"{a[k]:.1f} / {b[k]:.1f}" for k in keys) + " |")
+    return "\n".join(lines)
 
 
 def format_table(rows) -> str:
@@ -290,6 +330,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seeds", type=int, default=1,
                    help="training runs per model and source (different seeds)")
+    p.add_argument("--first-seed", type=int, default=None, metavar="S",
+                   help="seed of the first run (default: each YAML's seed); the runs use "
+                        "S .. S + seeds - 1")
     p.add_argument("--only", nargs="+", default=None, choices=[m.name for m in MODELS],
                    help="models to run (default: all)")
     p.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES))
@@ -300,21 +343,29 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
+    if args.first_seed is not None and args.first_seed < 0:
+        p.error("--first-seed must be >= 0")
     if args.steps is not None and args.steps < 1:
         p.error("--steps must be >= 1")
     if args.synthetic_frames is not None and args.synthetic_frames < 2:
         p.error("--synthetic-frames must be >= 2")
     try:
         rows = run_transfer(args.mocap, args.work, args.steps, args.batch, args.only,
-                            args.sources, args.seeds, args.synthetic_frames)
+                            args.sources, args.seeds, args.synthetic_frames,
+                            args.first_seed)
     except TransferSetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"\nMPJPE (mm), batch {args.batch}"
           + (f", mean ± std over {args.seeds} seeds" if args.seeds > 1 else "")
+          + (f", seeds from {args.first_seed}" if args.first_seed is not None else "")
           + (f", synthetic set of {args.synthetic_frames} frames per sequence"
              if args.synthetic_frames else "") + ":\n")
     print(format_table(rows))
+    for row in rows:
+        comparison = format_joint_comparison(row)
+        if comparison:
+            print("\n" + comparison)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -13,6 +13,7 @@ import yaml
 from lib.engine.run import run_cli, train_main
 from lib.engine.run import test_main as evaluate_main  # aliased: pytest would collect test_main
 from lib.experiment import load_checkpoint
+from lib.geometry.skeleton import skeleton_for_joints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +94,11 @@ def test_train_writes_run_folder_and_test_reproduces(tmp_path, tiny_data):
     assert test_run.name.endswith("_test_SemGCN")
     test_log = (test_run / "log.txt").read_text()
     assert "Average (3 actions)" in test_log and "<- headline (action mean)" in test_log
+    assert "forward bias" in test_log and "RWrist" in test_log      # the per-joint table
+    joints = out["test_per_joint"]["joints"]
+    assert list(joints) == list(skeleton_for_joints(16).joint_names)
+    assert np.mean([j["mpjpe"] for j in joints.values()]) == pytest.approx(
+        out["test_mpjpe_frame_mean"], rel=1e-4)
     assert "protocol: split=test" in test_log and "predicting the mean training pose" in test_log
     assert json.loads((test_run / "metrics.json").read_text())["status"] == "finished"
     # and so does TEST.weight_path 'latest'

@@ -268,3 +268,79 @@ def test_mean_pose_reference_uses_the_headline():
     zero = torch.zeros(1, 17, 3)
     # errors 0, 0, 30*16/17: action mean (0 + 28.235) / 2, not the frame mean 9.41
     assert mean_pose_mpjpe(None, ds, zero) == pytest.approx(30 * 16 / 17 / 2, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- per-joint table
+def _standing(facing: str) -> np.ndarray:
+    """One H36M-17 pose (mm, camera coordinates, y down) of a person facing the camera
+    ('camera': their left is the camera's +x) or facing the camera's +x ('right': their left
+    is +z); only the hips matter for the body frame."""
+    from lib.geometry.skeleton import H36M17
+    rng = np.random.default_rng(1)
+    pose = rng.normal(scale=200.0, size=(H36M17.num_joints, 3))
+    left_dir = {"camera": np.array([1.0, 0.0, 0.0]), "right": np.array([0.0, 0.0, 1.0])}[facing]
+    pose[H36M17.hips[0]] = 100.0 * left_dir + np.array([0.0, 5.0, 0.0])
+    pose[H36M17.hips[1]] = -100.0 * left_dir + np.array([0.0, 5.0, 0.0])
+    return pose
+
+
+def test_body_frame_axes_hand_computed():
+    from lib.geometry.metrics import body_frames
+    from lib.geometry.skeleton import H36M17
+    frames = body_frames(np.stack([_standing("camera"), _standing("right")]), H36M17.hips)
+    # facing the camera: left +x, up -y, forward towards the camera (-z)
+    np.testing.assert_allclose(frames[0], [[1, 0, 0], [0, -1, 0], [0, 0, -1]], atol=1e-12)
+    # facing the camera's +x: left +z, up -y, forward +x
+    np.testing.assert_allclose(frames[1], [[0, 0, 1], [0, -1, 0], [1, 0, 0]], atol=1e-12)
+    # hips on top of each other (degenerate): the camera's axes, never NaN
+    flat = _standing("camera")
+    flat[H36M17.hips[0]] = flat[H36M17.hips[1]]
+    np.testing.assert_allclose(body_frames(flat[None], H36M17.hips)[0],
+                               [[1, 0, 0], [0, -1, 0], [0, 0, -1]])
+
+
+def test_per_joint_table_bias_in_the_body_frame():
+    from lib.geometry.metrics import format_joint_table, per_joint_table
+    from lib.geometry.skeleton import H36M17
+    gt = np.stack([_standing("camera"), _standing("right")])
+    pred = gt.copy()
+    wrist, knee = H36M17.index("L_Wrist"), H36M17.index("R_Knee")
+    # the wrist 30 mm towards the camera in the first pose, 30 mm along the camera's +x in the
+    # second: both 30 mm forward of the body; the knee 20 mm lower (+y) in both
+    pred[0, wrist, 2] -= 30.0
+    pred[1, wrist, 0] += 30.0
+    pred[:, knee, 1] += 20.0
+    t = per_joint_table(pred, gt, H36M17)
+    w, k = t["joints"]["L_Wrist"], t["joints"]["R_Knee"]
+    assert (w["bias_left"], w["bias_up"], w["bias_forward"]) == pytest.approx((0, 0, 30), abs=1e-9)
+    assert (k["bias_left"], k["bias_up"], k["bias_forward"]) == pytest.approx((0, -20, 0), abs=1e-9)
+    assert w["mpjpe"] == pytest.approx(30.0) and k["mpjpe"] == pytest.approx(20.0)
+    assert t["joints"]["Pelvis"]["mpjpe"] == 0.0 and t["frames"] == 2
+    # the mean over the joints is the frame-mean MPJPE
+    per_joint = [t["joints"][n]["mpjpe"] for n in t["order"]]
+    assert np.mean(per_joint) == pytest.approx(float(mpjpe(pred, gt)))
+    # PA per joint: a pose rotated and scaled as a whole has none
+    rot = random_rotation(np.random.default_rng(2))
+    t_pa = per_joint_table(1.3 * gt @ rot.T, gt, H36M17)
+    assert max(r["pa_mpjpe"] for r in t_pa["joints"].values()) < 1e-6
+    assert max(r["mpjpe"] for r in t_pa["joints"].values()) > 10.0
+    text = format_joint_table(t)
+    assert len(text.splitlines()) == 2 + H36M17.num_joints
+    assert "L_Wrist" in text and "30.0" in text and "-20.0" in text
+    with pytest.raises(ValueError, match="h36m17"):
+        per_joint_table(pred[:, :16], gt[:, :16], H36M17)
+
+
+def test_compute_metrics_reports_per_joint():
+    from lib.engine.evaluate import compute_metrics, metrics_record, report
+    from lib.data.formats.human36m import human36m_info
+    info = human36m_info("json", joint_set="h36m17", keypoints=("gt",), distort_by_default=False)
+    ds, pred = _dataset([10.0, 20.0, 40.0], [2, 2, 15], info)   # every non-root joint off in x
+    m = compute_metrics(pred, ds)
+    joints = m["per_joint"]["joints"]
+    assert joints["Pelvis"]["mpjpe"] == pytest.approx(0.0, abs=1e-4)
+    # non-root joints: (10 + 20 + 40) / 3 * 17 / 16 mm each; the frame mean over all 17 joints
+    assert joints["L_Wrist"]["mpjpe"] == pytest.approx(70 / 3 * 17 / 16, abs=1e-3)
+    rec = metrics_record(m, "test")
+    assert rec["test_per_joint"]["order"][0] == "Pelvis"
+    assert "L_Wrist" in report(m) and "Directions" in report(m)

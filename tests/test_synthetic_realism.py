@@ -4,6 +4,8 @@ Real clips are read through the mocap importer's own conversion (H36M-17 world j
 the synthetic clips are generated in memory. Statistics: lib/data/synthetic/calibration.py
 (the same as benchmarks/calibrate_synthetic.py reports).
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -175,11 +177,35 @@ def test_transfer_suite_budgets_per_model(tmp_path, capsys):
     opts = _pairs(_budget_opts(steps["SemGCN"], 64))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("300", "100")
     assert opts["TRAIN.lr_step"] == "[15000,22500,27000]"
-    for bad in (["--only", "SemGCNN"], ["--steps", "0"]):
+    for bad in (["--only", "SemGCNN"], ["--steps", "0"], ["--first-seed", "-1"]):
         with pytest.raises(SystemExit):
             main(["--mocap", str(tmp_path), *bad])
     err = capsys.readouterr().err
     assert "invalid choice: 'SemGCNN'" in err and "--steps must be >= 1" in err
+    assert "--first-seed must be >= 0" in err
+
+
+def test_transfer_suite_per_joint_comparison():
+    """The per-joint tables of several seeds average value by value, and the comparison puts
+    the synthetic-trained model's numbers beside the CMU-trained one's, joint by joint."""
+    from benchmarks.transfer_suite import format_joint_comparison, mean_joint_table
+
+    def table(mpjpe, up):
+        joints = {n: {"mpjpe": mpjpe, "pa_mpjpe": mpjpe / 2, "bias_left": 0.0, "bias_up": up,
+                      "bias_forward": -up} for n in ("Pelvis", "Neck")}
+        return {"order": ["Pelvis", "Neck"], "frames": 10, "joints": joints}
+
+    syn = mean_joint_table([table(40.0, -10.0), table(50.0, -30.0)])
+    assert syn["seeds"] == 2 and syn["joints"]["Neck"] == {
+        "mpjpe": 45.0, "pa_mpjpe": 22.5, "bias_left": 0.0, "bias_up": -20.0, "bias_forward": 20.0}
+    row = {"model": "M", "synthetic_on_cmu03_per_joint": syn,
+           "cmu_on_cmu03_per_joint": mean_joint_table([table(30.0, 5.0)])}
+    lines = format_joint_comparison(row).splitlines()
+    assert lines[0].startswith("M on CMU 03 per joint")
+    assert lines[2] == "| joint | MPJPE | left bias | up bias | forward bias |"
+    assert lines[-1] == "| Neck | 45.0 / 30.0 | 0.0 / 0.0 | -20.0 / 5.0 | 20.0 / -5.0 |"
+    # one source only: nothing to compare
+    assert format_joint_comparison({"model": "M", "synthetic_on_cmu03_per_joint": syn}) == ""
 
 
 def test_transfer_suite_longer_synthetic_sequences(tmp_path):
@@ -207,3 +233,23 @@ def test_transfer_suite_longer_synthetic_sequences(tmp_path):
                                                             plain.DATASET.test_stride)
     with pytest.raises(SystemExit):
         main(["--mocap", str(tmp_path), "--synthetic-frames", "1"])
+
+
+@pytest.mark.slow
+def test_transfer_suite_end_to_end(mocap_dir, tmp_path):
+    """A tiny budget through the whole benchmark: both sources trained and tested on CMU 03,
+    the seeds starting at --first-seed, and the per-joint tables carried into the row."""
+    from benchmarks.transfer_suite import format_joint_comparison, format_table, run_transfer
+    rows = run_transfer(mocap_dir, tmp_path, steps=20, only=["Martinez"], first_seed=7,
+                        log=lambda *_: None)
+    (row,) = rows
+    assert row["first_seed"] == 7 and row["steps"] == 20
+    assert (tmp_path / "experiment" / "synthetic_Martinez" / "seed7").is_dir()
+    for source in ("synthetic", "cmu"):
+        joints = row[f"{source}_on_cmu03_per_joint"]
+        assert joints["order"][0] == "Hip" and len(joints["order"]) == 16
+        # CMU 03 is one action (Walking): its headline is the frame mean, the joints' mean
+        mean = sum(j["mpjpe"] for j in joints["joints"].values()) / 16
+        assert math.isfinite(mean) and mean == pytest.approx(row[f"{source}_on_cmu03"], rel=1e-4)
+    assert "| Martinez | 20 |" in format_table(rows)
+    assert format_joint_comparison(row).count("\n| ") == 17      # header + 16 joints

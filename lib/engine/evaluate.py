@@ -6,8 +6,9 @@ import torch
 
 from lib.data import codec
 from lib.data.lifting import BatchLoader
-from lib.geometry.metrics import (format_action_table, headline, mpjpe_per_sample,
-                                  pa_mpjpe_per_sample, per_action_table)
+from lib.geometry.metrics import (format_action_table, format_joint_table, headline,
+                                  mpjpe_per_sample, per_action_table, per_joint_table,
+                                  rigid_align)
 from lib.geometry.skeleton import skeleton_for_joints
 
 
@@ -70,17 +71,22 @@ def compute_metrics(pred_m: torch.Tensor, dataset) -> dict:
 
     ``mpjpe`` / ``pa_mpjpe`` are the headline of the protocol (lib.geometry.metrics.headline):
     the mean of the per-action means on a dataset with actions (Human3.6M), the frame mean on
-    one without; ``headline`` holds both means and the label.
+    one without; ``headline`` holds both means and the label. ``per_joint``: where the error
+    is (lib.geometry.metrics.per_joint_table).
     """
     gt = codec.decode_pose(dataset.tensors["target_3d"])
     pred = codec.decode_pose(pred_m)
     err = mpjpe_per_sample(pred, gt).numpy()
-    pa = np.asarray(pa_mpjpe_per_sample(pred.numpy(), gt.numpy()))
+    pred, gt = pred.numpy().astype(np.float64), gt.numpy().astype(np.float64)
+    aligned = rigid_align(pred, gt)          # once, for PA-MPJPE per sample and per joint
+    pa = mpjpe_per_sample(aligned, gt)
     groups, names, group_by = result_groups(dataset)
     table = per_action_table(err, pa, groups, names, group_by)
     head = headline(table)
+    joints = per_joint_table(pred, gt, skeleton_for_joints(gt.shape[1]), aligned_mm=aligned)
     return {"mpjpe": head["mpjpe"], "pa_mpjpe": head["pa_mpjpe"], "headline": head,
-            "table": table, "per_sample_mpjpe": err, "per_sample_pa_mpjpe": pa}
+            "table": table, "per_joint": joints, "per_sample_mpjpe": err,
+            "per_sample_pa_mpjpe": pa}
 
 
 def metrics_record(metrics: dict, prefix: str) -> dict:
@@ -94,6 +100,7 @@ def metrics_record(metrics: dict, prefix: str) -> dict:
                 "pa_mpjpe_frame_mean"):
         out[f"{prefix}_{key}"] = h[key]
     out[f"{prefix}_table"] = metrics["table"]
+    out[f"{prefix}_per_joint"] = metrics["per_joint"]
     return out
 
 
@@ -157,4 +164,5 @@ def _evaluation_line(cfg, split: str, dataset) -> str:
 
 
 def report(metrics: dict) -> str:
-    return format_action_table(metrics["table"])
+    """The per-action (or per-sequence) table, then the per-joint one."""
+    return format_action_table(metrics["table"]) + "\n\n" + format_joint_table(metrics["per_joint"])

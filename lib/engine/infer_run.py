@@ -119,7 +119,8 @@ def _evaluate(track, poses, valid, out_dir, log) -> dict:
     log.info("MPJPE %.2f mm, PA-MPJPE %.2f mm against the GT 3D of %s", metrics["mpjpe"],
              metrics["pa_mpjpe"], track.source)
     result = {"mpjpe": metrics["mpjpe"], "pa_mpjpe": metrics["pa_mpjpe"],
-              "table": metrics["table"], "protocol": track.protocol}
+              "table": metrics["table"], "per_joint": metrics["per_joint"],
+              "protocol": track.protocol}
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=1, default=str))
     return result
 

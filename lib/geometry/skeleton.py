@@ -22,6 +22,7 @@ class Skeleton:
     parents: tuple
     joints_left: tuple
     joints_right: tuple
+    hips: tuple          # (left hip, right hip) indices: the body frame's left-right axis
 
     @property
     def num_joints(self) -> int:
@@ -62,6 +63,7 @@ H36M32 = Skeleton(
              19, 22, 12, 24, 25, 26, 27, 28, 27, 30),
     joints_left=(6, 7, 8, 9, 10, 16, 17, 18, 19, 20, 21, 22, 23),
     joints_right=(1, 2, 3, 4, 5, 24, 25, 26, 27, 28, 29, 30, 31),
+    hips=(6, 1),
 )
 
 H36M17 = Skeleton(
@@ -72,6 +74,7 @@ H36M17 = Skeleton(
     parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
     joints_left=(4, 5, 6, 11, 12, 13),
     joints_right=(1, 2, 3, 14, 15, 16),
+    hips=(4, 1),
 )
 
 H36M16 = Skeleton(
@@ -82,6 +85,7 @@ H36M16 = Skeleton(
     parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 8, 10, 11, 8, 13, 14),
     joints_left=(4, 5, 6, 10, 11, 12),
     joints_right=(1, 2, 3, 13, 14, 15),
+    hips=(4, 1),
 )
 
 SKELETONS = {s.name: s for s in (H36M32, H36M17, H36M16)}
