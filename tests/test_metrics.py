@@ -327,6 +327,10 @@ def test_per_joint_table_bias_in_the_body_frame():
     text = format_joint_table(t)
     assert len(text.splitlines()) == 2 + H36M17.num_joints
     assert "L_Wrist" in text and "30.0" in text and "-20.0" in text
+    # every column right-aligned under its header, however long the header
+    header, rule, *rows = text.splitlines()
+    assert header.index("forward bias") + len("forward bias") == len(rule) == len(rows[0])
+    assert header[header.index("forward bias") - 1] == " "      # not glued to "up bias"
     with pytest.raises(ValueError, match="h36m17"):
         per_joint_table(pred[:, :16], gt[:, :16], H36M17)
 

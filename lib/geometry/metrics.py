@@ -360,11 +360,13 @@ def per_joint_table(pred_mm, gt_mm, skeleton, aligned_mm=None) -> dict:
 def format_joint_table(table: dict, name_width: int = 14, col_width: int = 10) -> str:
     """Fixed-width text of a :func:`per_joint_table` result."""
     cols = ("MPJPE", "PA-MPJPE") + tuple(f"{a} bias" for a in BODY_AXES)
-    header = f"{'Joint':<{name_width}}" + "".join(f"{c:>{col_width}}" for c in cols)
+    widths = [max(col_width, len(c) + 2) for c in cols]
+    header = f"{'Joint':<{name_width}}" + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))
     lines = [header + "   (mm; bias: mean prediction - truth along the body's left, up "
                       "and forward)", "-" * len(header)]
     for name in table["order"]:
         row = table["joints"][name]
         vals = [row["mpjpe"], row["pa_mpjpe"]] + [row[f"bias_{a}"] for a in BODY_AXES]
-        lines.append(f"{name:<{name_width}}" + "".join(f"{v:>{col_width}.1f}" for v in vals))
+        lines.append(f"{name:<{name_width}}"
+                     + "".join(f"{v:>{w}.1f}" for v, w in zip(vals, widths)))
     return "\n".join(lines)
