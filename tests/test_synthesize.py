@@ -660,3 +660,40 @@ def test_upper_arm_carriage_by_hand():
     leaning = joint_statistics(x @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).T)
     assert leaning["upper_arm_carriage_left"][0] == pytest.approx(30.0)
     assert leaning["upper_arm_carriage_right"][0] == pytest.approx(-20.0)
+
+
+def test_soft_knees_bend_standing_legs_only(synth):
+    """A clip's soft knees (version 9) bend a standing clip's knees by that much more (the
+    hips by half of it; same clip otherwise), leave a gait's legs and a seated frame's as
+    they were, and the per-clip draws span SOFT_KNEES_DEG."""
+    from dataclasses import replace
+    from lib.data.synthetic import skeleton
+    from lib.data.synthetic.calibration import joint_statistics
+    info = synth.subject(5)
+
+    def run(action, bend_deg):
+        style = replace(info["style"], soft_knees=np.deg2rad(bend_deg))
+        return motion.action_tracks(action, 100, info["rest"], np.random.default_rng(3), style)
+
+    def knee_median(tr):
+        points = skeleton.forward_kinematics(info["skeleton"],
+                                             motion.compose_rotations(tr, info["rest"]))
+        st = joint_statistics(points[:, :17] * 1000.0)
+        return np.median(np.concatenate([st["knee_flexion_left"], st["knee_flexion_right"]]))
+
+    straight, soft = run("Directions", 0.0), run("Directions", 12.0)
+    assert knee_median(soft) - knee_median(straight) == pytest.approx(12.0, abs=2.0)
+    hip = soft.sided["hip_flex"]["L"] - straight.sided["hip_flex"]["L"]
+    assert np.median(hip) == pytest.approx(np.deg2rad(6.0), abs=np.deg2rad(1.0))
+    walk0, walk1 = run("Walking", 0.0), run("Walking", 12.0)
+    for s in ("L", "R"):
+        np.testing.assert_array_equal(walk0.sided["knee_flex"][s], walk1.sided["knee_flex"][s])
+    sit0, sit1 = run("Sitting", 0.0), run("Sitting", 12.0)
+    seated = sit0.seated > 0.999
+    assert seated.any()
+    np.testing.assert_allclose(sit0.sided["knee_flex"]["L"][seated],
+                               sit1.sided["knee_flex"]["L"][seated], atol=1e-3)
+    drawn = np.rad2deg([info["style"].for_clip(np.random.default_rng(k)).soft_knees
+                        for k in range(200)])
+    lo, hi = motion.SOFT_KNEES_DEG
+    assert lo <= drawn.min() < lo + 1.5 and hi - 1.5 < drawn.max() <= hi

@@ -47,7 +47,7 @@ from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from lib.progress import progress
 
-VERSION = 8                 # bump when the generated data change
+VERSION = 9                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)
