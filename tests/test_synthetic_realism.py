@@ -247,9 +247,9 @@ def test_transfer_suite_end_to_end(mocap_dir, tmp_path):
     assert (tmp_path / "experiment" / "synthetic_Martinez" / "seed7").is_dir()
     for source in ("synthetic", "cmu"):
         joints = row[f"{source}_on_cmu03_per_joint"]
-        assert joints["order"][0] == "Hip" and len(joints["order"]) == 16
+        assert joints["order"] == list(H36M17.joint_names)          # Martinez: 17 joints
         # CMU 03 is one action (Walking): its headline is the frame mean, the joints' mean
-        mean = sum(j["mpjpe"] for j in joints["joints"].values()) / 16
+        mean = sum(j["mpjpe"] for j in joints["joints"].values()) / 17
         assert math.isfinite(mean) and mean == pytest.approx(row[f"{source}_on_cmu03"], rel=1e-4)
     assert "| Martinez | 20 |" in format_table(rows)
-    assert format_joint_comparison(row).count("\n| ") == 17      # header + 16 joints
+    assert format_joint_comparison(row).count("\n| ") == 18      # header + 17 joints
