@@ -54,7 +54,7 @@ SUBACTIONS = (1, 2)
 CPN_KEYPOINTS = "cpn_ft_h36m_dbb"
 MANIFEST = "manifest.json"
 # Purposes mixed into the per-sequence seeds, so each random stream is independent.
-_MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT, _STANCE = 1, 2, 3, 4, 5, 6
+_MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT, _STANCE, _GROUND = 1, 2, 3, 4, 5, 6, 7
 
 
 class SynthesisError(PoseError, ValueError):
@@ -123,6 +123,8 @@ class SequenceSynthesizer:
         """(joints (N, 17, 3) mm, contact points (N, 6, 3) mm, SMPL pose, trans) of one clip."""
         info = self.subject(subject)
         action_idx = ACTION_IDX[action]
+        ground = _rng(self.seed, _GROUND, subject, action_idx, subaction).uniform(
+            *motion.GROUND_HEIGHT_M)                  # the clip's floor, metres
         for attempt in range(self.max_tries):
             rng = _rng(self.seed, _MOTION, subject, action_idx, subaction, attempt)
             style = info["style"].for_clip(
@@ -134,6 +136,7 @@ class SequenceSynthesizer:
             root = motion.root_position(points, info["centre_xy"] + tracks.position_xy,
                                         tracks.seated, skeleton.FOOT_POINTS,
                                         skeleton.SEAT_POINTS, chair_height=tracks.chair)
+            root[:, 2] += ground * 0.8 ** attempt          # nearer the floor on retries
             placed = (points + root[:, None]) * 1000.0
             if motion.joints_inside_images(placed[:, :17], info["cameras"], self.margin_px):
                 break

@@ -35,6 +35,12 @@ FPS = 50
 # Half-extent (x, y) of where in the capture volume a clip starts, metres from the capture
 # centre: the distance to each camera, and so the body's size in the image, varies per clip.
 PLACEMENT_SPREAD_M = np.array([0.9, 1.4])
+# Range (metres) of the height of a clip's floor above the capture's floor (version 9): a stage,
+# a platform, raised ground, or, what looks the same to the cameras, cameras mounted lower or
+# higher. Up to version 8 every clip stood on the floor, and a model trained on that learned
+# where in the image a body of a given pose appears; a person standing 20-30 cm higher (CMU 03
+# walks on raised ground) was then lifted with the legs too straight and the feet too low.
+GROUND_HEIGHT_M = (-0.4, 0.4)
 SIDES = ("L", "R")
 LATERAL = {"L": 1.0, "R": -1.0}   # sign of the body's x axis on each side
 
