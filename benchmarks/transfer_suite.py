@@ -294,6 +294,12 @@ def format_joint_comparison(row) -> str:
     return "\n".join(lines)
 
 
+def floor_2dp(x: float) -> float:
+    """``x`` rounded down to two decimals: a factor printed against the 3 x target must not
+    round up across it (2.9992 reads 2.99, not 3.00)."""
+    return math.floor(x * 100.0 + 1e-9) / 100.0
+
+
 def format_table(rows) -> str:
     def cell(r, k, fmt="{:.1f}"):
         if r.get(k) is None:
@@ -312,7 +318,7 @@ def format_table(rows) -> str:
         lines.append(f"| {r['model']} | {r['steps']} | {cell(r, 'synthetic_on_own_test')} | "
                      f"{cell(r, 'synthetic_on_cmu03')} | {cell(r, 'cmu_on_cmu03')} | "
                      f"{'-' if ratio is None else f'{ratio:.2f}'} | {means} | "
-                     f"{'-' if gain is None else f'{gain:.2f}x'} |")
+                     f"{'-' if gain is None else f'{floor_2dp(gain):.2f}x'} |")
     return "\n".join(lines)
 
 

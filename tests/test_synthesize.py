@@ -211,14 +211,17 @@ def synth(tiny, body):
 
 
 def test_feet_on_the_floor(synth, corpus, body):
-    """Standing, the lowest heel or toe point is on the floor (within the root smoothing's few
-    millimetres); no contact point ever goes below it; the fitted mesh's soles are near the
-    floor too."""
+    """Standing, the lowest heel or toe point is on the clip's floor (within the root
+    smoothing's few millimetres); no contact point ever goes below it; the fitted mesh's soles
+    are near the floor too. The floors differ per clip, within GROUND_HEIGHT_M (version 9)."""
     foot = np.flatnonzero(np.isin(build_synthetic_body_model(0)["weights"].argmax(1),
                                   [7, 8, 10, 11]))
+    floors = []
     for seq in corpus.sequences:
-        _, contacts, _, _ = synth.motion(seq.subject, seq.action_name, seq.subaction_idx, FRAMES)
-        lowest = contacts[:, :4, 2].min(1)               # heels and toes, mm
+        clip = synth.motion(seq.subject, seq.action_name, seq.subaction_idx, FRAMES)
+        floor = clip.floor_mm
+        floors.append(floor)
+        lowest = clip.contacts[:, :4, 2].min(1) - floor           # heels and toes, mm
         assert lowest.min() > -1e-6
         if seq.action_idx in STANDING:
             # touching: a few mm of hover from the smoothed support; during a fast heel
@@ -228,7 +231,10 @@ def test_feet_on_the_floor(synth, corpus, body):
             assert lowest.max() < peak and np.median(lowest) < typical, (seq.key, lowest)
             sm, ok = seq.smpl, seq.smpl.valid
             v, _ = body.forward(sm.pose[ok], sm.shape[ok], sm.trans[ok])
-            assert np.abs(v[:, foot, 2].min(1).values.numpy()).max() < 0.1   # metres
+            soles = v[:, foot, 2].min(1).values.numpy() - floor / 1000.0     # metres
+            assert np.abs(soles).max() < 0.1
+    lo, hi = (1000.0 * h for h in motion.GROUND_HEIGHT_M)
+    assert lo <= min(floors) and max(floors) <= hi and max(floors) - min(floors) > 0.2 * (hi - lo)
 
 
 def test_smooth_motion_and_rigid_bones(corpus):
@@ -467,7 +473,7 @@ def test_camera_distance_and_poses_vary(synth):
     dist, lowest_pelvis, tilt = [], [], []
     for action in ("Waiting", "Posing", "Photo", "SittingDown", "Purchases"):
         for sub in range(1, 9):
-            joints, _, _, _ = synth.motion(1, action, sub, 150)
+            joints = synth.motion(1, action, sub, 150).joints
             dist.append(np.linalg.norm(joints[:, 0].mean(0) - cam.center_world))
             if action == "SittingDown":
                 lowest_pelvis.append(joints[:, 0, 2].min())
@@ -543,7 +549,7 @@ def test_rough_ground_gait_steps_over_things_with_bent_arms(synth):
     from lib.data.synthetic.calibration import joint_statistics
     step_over, elbow = 0, []
     for sub in range(1, 13):
-        joints, _, _, _ = synth.motion(5, "Walking", sub, 400)
+        joints = synth.motion(5, "Walking", sub, 400).joints
         st = joint_statistics(joints)
         kl, kr = st["knee_flexion_left"], st["knee_flexion_right"]
         step_over += int((((kl > 100) & (kr < 50)) | ((kr > 100) & (kl < 50))).any())
@@ -605,9 +611,9 @@ def test_stance_width_varies_and_walking_feet_converge(synth):
     from lib.data.synthetic.calibration import joint_statistics
     standing, walking = [], []
     for sub in range(1, 9):
-        joints, _, _, _ = synth.motion(5, "Waiting", sub, 60)
+        joints = synth.motion(5, "Waiting", sub, 60).joints
         standing.append(np.median(joint_statistics(joints)["ankle_separation"]))
-        joints, _, _, _ = synth.motion(5, "Walking", sub, 100)
+        joints = synth.motion(5, "Walking", sub, 100).joints
         st = joint_statistics(joints)
         walking.append((np.median(st["knee_separation"]), np.median(st["ankle_separation"])))
     assert min(standing) < 0.9 and max(standing) > 1.3, standing
@@ -660,3 +666,40 @@ def test_upper_arm_carriage_by_hand():
     leaning = joint_statistics(x @ np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]).T)
     assert leaning["upper_arm_carriage_left"][0] == pytest.approx(30.0)
     assert leaning["upper_arm_carriage_right"][0] == pytest.approx(-20.0)
+
+
+def test_soft_knees_bend_standing_legs_only(synth):
+    """A clip's soft knees (version 9) bend a standing clip's knees by that much more (the
+    hips by half of it; same clip otherwise), leave a gait's legs and a seated frame's as
+    they were, and the per-clip draws span SOFT_KNEES_DEG."""
+    from dataclasses import replace
+    from lib.data.synthetic import skeleton
+    from lib.data.synthetic.calibration import joint_statistics
+    info = synth.subject(5)
+
+    def run(action, bend_deg):
+        style = replace(info["style"], soft_knees=np.deg2rad(bend_deg))
+        return motion.action_tracks(action, 100, info["rest"], np.random.default_rng(3), style)
+
+    def knee_median(tr):
+        points = skeleton.forward_kinematics(info["skeleton"],
+                                             motion.compose_rotations(tr, info["rest"]))
+        st = joint_statistics(points[:, :17] * 1000.0)
+        return np.median(np.concatenate([st["knee_flexion_left"], st["knee_flexion_right"]]))
+
+    straight, soft = run("Directions", 0.0), run("Directions", 12.0)
+    assert knee_median(soft) - knee_median(straight) == pytest.approx(12.0, abs=2.0)
+    hip = soft.sided["hip_flex"]["L"] - straight.sided["hip_flex"]["L"]
+    assert np.median(hip) == pytest.approx(np.deg2rad(6.0), abs=np.deg2rad(1.0))
+    walk0, walk1 = run("Walking", 0.0), run("Walking", 12.0)
+    for s in ("L", "R"):
+        np.testing.assert_array_equal(walk0.sided["knee_flex"][s], walk1.sided["knee_flex"][s])
+    sit0, sit1 = run("Sitting", 0.0), run("Sitting", 12.0)
+    seated = sit0.seated > 0.999
+    assert seated.any()
+    np.testing.assert_allclose(sit0.sided["knee_flex"]["L"][seated],
+                               sit1.sided["knee_flex"]["L"][seated], atol=1e-3)
+    drawn = np.rad2deg([info["style"].for_clip(np.random.default_rng(k)).soft_knees
+                        for k in range(200)])
+    lo, hi = motion.SOFT_KNEES_DEG
+    assert lo <= drawn.min() < lo + 1.5 and hi - 1.5 < drawn.max() <= hi

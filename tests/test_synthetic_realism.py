@@ -163,6 +163,10 @@ def test_transfer_suite_budget_table_and_errors(tmp_path):
     assert (mean, std) == (80.0, 2.0) and _mean_std([5.0]) == (5.0, None)
     line = format_table([dict(row, synthetic_on_cmu03_std=std)]).splitlines()[-1]
     assert line == "| M | 3000 | 40.0 | 80.0 ± 2.0 | 64.0 | 1.25 | 200/190 | 2.50x |"
+    # the mean-pose factor never rounds up across the 3 x target: 179.23 / 59.76 = 2.9992
+    line = format_table([dict(row, synthetic_on_cmu03=59.76,
+                              mean_pose_synthetic_on_cmu03=179.23)]).splitlines()[-1]
+    assert line.endswith("| 2.99x |")
     (tmp_path / "01").mkdir()
     with pytest.raises(TransferSetupError, match="01.*no skeleton.*--mocap"):
         import_cmu(tmp_path, tmp_path / "out")

@@ -198,5 +198,5 @@ def synthetic_clips(seed: int = 0, frames: int = 100, subjects=ALL_SUBJECTS,
     for s in subjects:
         for a in actions:
             for sub in subactions:
-                out.setdefault(a, []).append(synth.motion(s, a, sub, frames)[0])
+                out.setdefault(a, []).append(synth.motion(s, a, sub, frames).joints)
     return out

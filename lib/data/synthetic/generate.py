@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, NamedTuple, Optional
 
 import numpy as np
 
@@ -47,14 +47,25 @@ from lib.geometry.camera import h36m_cameras
 from lib.geometry.skeleton import ACTION_IDX, ACTIONS, ALL_SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS
 from lib.progress import progress
 
-VERSION = 8                 # bump when the generated data change
+VERSION = 9                 # bump when the generated data change
 DEFAULT_OUT = ROOT / "data" / "Synthetic"
 FRAMES_PER_SEQUENCE = {"default": 100, "large": 1000}
 SUBACTIONS = (1, 2)
 CPN_KEYPOINTS = "cpn_ft_h36m_dbb"
 MANIFEST = "manifest.json"
 # Purposes mixed into the per-sequence seeds, so each random stream is independent.
-_MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT, _STANCE = 1, 2, 3, 4, 5, 6
+_MOTION, _FIT, _NOISE, _EXTRA, _SUBJECT, _STANCE, _GROUND = 1, 2, 3, 4, 5, 6, 7
+
+
+class ClipMotion(NamedTuple):
+    """One generated clip, world frame: H36M-17 joints (N, 17, 3) and the heel / toe / seat
+    contact points (N, 6, 3), mm; the SMPL pose (N, 72) and translation (N, 3, metres) of the
+    fitted body; the height of the clip's floor above the capture's floor (mm)."""
+    joints: np.ndarray
+    contacts: np.ndarray
+    pose: np.ndarray
+    trans: np.ndarray
+    floor_mm: float
 
 
 class SynthesisError(PoseError, ValueError):
@@ -119,10 +130,12 @@ class SequenceSynthesizer:
                 "cameras": cams, "centre_xy": motion.capture_centre(cams)[:2] / 1000.0}
         return self._subjects[subject]
 
-    def motion(self, subject: int, action: str, subaction: int, num_frames: int):
-        """(joints (N, 17, 3) mm, contact points (N, 6, 3) mm, SMPL pose, trans) of one clip."""
+    def motion(self, subject: int, action: str, subaction: int, num_frames: int) -> "ClipMotion":
+        """Joints, contact points, SMPL pose and translation, and the floor of one clip."""
         info = self.subject(subject)
         action_idx = ACTION_IDX[action]
+        ground = _rng(self.seed, _GROUND, subject, action_idx, subaction).uniform(
+            *motion.GROUND_HEIGHT_M)                  # the clip's floor, metres
         for attempt in range(self.max_tries):
             rng = _rng(self.seed, _MOTION, subject, action_idx, subaction, attempt)
             style = info["style"].for_clip(
@@ -134,6 +147,8 @@ class SequenceSynthesizer:
             root = motion.root_position(points, info["centre_xy"] + tracks.position_xy,
                                         tracks.seated, skeleton.FOOT_POINTS,
                                         skeleton.SEAT_POINTS, chair_height=tracks.chair)
+            floor = ground * 0.8 ** attempt                  # nearer the capture's on retries
+            root[:, 2] += floor
             placed = (points + root[:, None]) * 1000.0
             if motion.joints_inside_images(placed[:, :17], info["cameras"], self.margin_px):
                 break
@@ -144,13 +159,14 @@ class SequenceSynthesizer:
         trans = skeleton.smpl_translation(root, R[:, 0], info["rest_root"],
                                           info["rest_pelvis_offset"])
         # float32 like the body model and the files
-        return (placed[:, :17], placed[:, 17:], pose.astype(np.float32).astype(np.float64),
-                trans.astype(np.float32).astype(np.float64))
+        return ClipMotion(placed[:, :17], placed[:, 17:], pose.astype(np.float32).astype(np.float64),
+                          trans.astype(np.float32).astype(np.float64), floor * 1000.0)
 
     def make(self, subject: int, action: str, subaction: int, num_frames: int) -> Sequence:
         info = self.subject(subject)
         action_idx = ACTION_IDX[action]
-        joints_mm, _, pose, trans = self.motion(subject, action, subaction, num_frames)
+        clip = self.motion(subject, action, subaction, num_frames)
+        joints_mm, pose, trans = clip.joints, clip.pose, clip.trans
         shape = np.repeat(info["shape"][None], num_frames, 0)
         valid = _rng(self.seed, _FIT, subject, action_idx, subaction).random(num_frames) \
             >= self.invalid_fit_rate

@@ -35,6 +35,12 @@ FPS = 50
 # Half-extent (x, y) of where in the capture volume a clip starts, metres from the capture
 # centre: the distance to each camera, and so the body's size in the image, varies per clip.
 PLACEMENT_SPREAD_M = np.array([0.9, 1.4])
+# Range (metres) of the height of a clip's floor above the capture's floor (version 9): a stage,
+# a platform, raised ground, or, what looks the same to the cameras, cameras mounted lower or
+# higher. Up to version 8 every clip stood on the floor, and a model trained on that learned
+# where in the image a body of a given pose appears; a person standing 20-30 cm higher (CMU 03
+# walks on raised ground) was then lifted with the legs too straight and the feet too low.
+GROUND_HEIGHT_M = (-0.4, 0.4)
 SIDES = ("L", "R")
 LATERAL = {"L": 1.0, "R": -1.0}   # sign of the body's x axis on each side
 
@@ -80,6 +86,12 @@ GAIT_ABDUCTION_DEG = (-4.0, 0.0)
 # hold the upper arm 2-9 deg behind the chest's line (median per clip, the calibration's
 # upper_arm_carriage), and up to version 6 every synthetic gait swung it about the line itself.
 ARM_SWING_CENTRE_DEG = (-12.0, -2.0)
+# Per-clip range (deg) of Style.soft_knees: how far a standing clip holds the knees bent beyond
+# the 4 deg of quiet standing (version 9), the hips bent by half as much so that thigh and
+# shank lean alike and the feet stay flat. People stand on anything from locked to soft knees;
+# up to version 8 every standing clip held 4 deg (p90 of 10-20 deg per standing action, weight
+# shifts included), which taught the models that a leg seen nearly straight in 2D is straight.
+SOFT_KNEES_DEG = (0.0, 15.0)
 _SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
                   "neck_flex", "neck_twist", "head_flex", "head_lat")
 _SIDED_TRACKS = ("hip_flex", "hip_abd", "hip_rot", "knee_flex", "ankle_flex", "wrist_flex")
@@ -212,6 +224,7 @@ class Style:
     stance: float = float(np.deg2rad(np.mean(STANCE_ABDUCTION_DEG)))
     step_width: float = float(np.deg2rad(np.mean(GAIT_ABDUCTION_DEG)))
     arm_swing_centre: float = float(np.deg2rad(np.mean(ARM_SWING_CENTRE_DEG)))
+    soft_knees: float = 0.0   # standing knees bent this much more (radians; per clip)
 
     @classmethod
     def sample(cls, rng):
@@ -220,12 +233,14 @@ class Style:
                    posture=float(np.deg2rad(rng.uniform(-2.0, 6.0))))
 
     def for_clip(self, rng) -> "Style":
-        """This style with a stance, step width and arm-swing centre drawn for one clip (from
-        ``rng``, a stream of their own, so that drawing them changes nothing else in the clip;
-        the arm-swing centre comes last, so the stances are those version 6 drew)."""
+        """This style with a stance, step width, arm-swing centre and soft knees drawn for one
+        clip (from ``rng``, a stream of their own, so that drawing them changes nothing else
+        in the clip; each newer draw comes after the older ones, so those are what the
+        versions before drew)."""
         return replace(self, stance=float(np.deg2rad(rng.uniform(*STANCE_ABDUCTION_DEG))),
                        step_width=float(np.deg2rad(rng.uniform(*GAIT_ABDUCTION_DEG))),
-                       arm_swing_centre=float(np.deg2rad(rng.uniform(*ARM_SWING_CENTRE_DEG))))
+                       arm_swing_centre=float(np.deg2rad(rng.uniform(*ARM_SWING_CENTRE_DEG))),
+                       soft_knees=float(np.deg2rad(rng.uniform(*SOFT_KNEES_DEG))))
 
     @property
     def other(self):
@@ -467,6 +482,17 @@ def _crouch(tr: Tracks, rest: RestSkeleton, rng, weight, depth=1.0, reach_floor=
             reach = 0.9 * rest.arm_length(s)
             tr.blend_arm(s, np.asarray(weight) * 0.8, rest.from_shoulder(
                 s, 0.1, -0.8 * reach, 0.45 * reach), _pole(s, 0.6, -0.5, -0.5), arc=0.0)
+
+
+def _soft_knees(tr: Tracks, style: Style):
+    """The clip's standing knee bend (``style.soft_knees``), the hips bent by half of it, on
+    standing frames only: a gait's legs and a seat's are the action's own."""
+    if tr.gait:
+        return
+    bend = style.soft_knees * (1.0 - tr.seated)
+    for s in SIDES:
+        tr.add("knee_flex", bend, s)
+        tr.add("hip_flex", 0.5 * bend, s)
 
 
 def _plant_feet(tr: Tracks, weight=1.0):
@@ -820,6 +846,7 @@ def action_tracks(action: str, num_frames: int, rest: RestSkeleton, rng, style: 
     t = np.arange(num_frames) / float(fps)
     tr = _neutral_tracks(t, rest, rng, style)
     ACTION_GENERATORS[action](tr, rest, rng, style)
+    _soft_knees(tr, style)
     _variation(tr, rest, rng, style)
     if not tr.gait:
         _plant_feet(tr, 1.0 - tr.seated * (tr.chair == 0.0))
