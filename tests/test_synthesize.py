@@ -622,23 +622,28 @@ def test_stance_width_varies_and_walking_feet_converge(synth):
     assert np.median(knees) < 1.0 and np.median(ankles) < 0.7 and ankles.max() < 1.0, walking
 
 
+def _both_sides_median(info, tracks, statistic):
+    """Median over frames and both sides of a calibration statistic (``statistic``_left /
+    _right) of the skeleton the subject's tracks pose."""
+    from lib.data.synthetic import skeleton
+    from lib.data.synthetic.calibration import joint_statistics
+    points = skeleton.forward_kinematics(info["skeleton"],
+                                         motion.compose_rotations(tracks, info["rest"]))
+    st = joint_statistics(points[:, :17] * 1000.0)
+    return np.median(np.concatenate([st[f"{statistic}_left"], st[f"{statistic}_right"]]))
+
+
 def test_walking_arms_swing_about_the_clips_centre(synth):
     """A gait's upper arm swings about the clip's arm-swing centre, measured against the chest's
     line: moving the centre back by 10 degrees (same clip otherwise) moves the arm's median
     carriage back by as much, and the centres drawn per clip (ARM_SWING_CENTRE_DEG) put the
     walking arm behind the chest's line, as real walkers hold it."""
     from dataclasses import replace
-    from lib.data.synthetic import skeleton
-    from lib.data.synthetic.calibration import joint_statistics
     info = synth.subject(5)
 
     def carriage(style):
         tr = motion.action_tracks("Walking", 100, info["rest"], np.random.default_rng(3), style)
-        points = skeleton.forward_kinematics(info["skeleton"],
-                                             motion.compose_rotations(tr, info["rest"]))
-        st = joint_statistics(points[:, :17] * 1000.0)
-        return np.median(np.concatenate([st["upper_arm_carriage_left"],
-                                         st["upper_arm_carriage_right"]]))
+        return _both_sides_median(info, tr, "upper_arm_carriage")
 
     forward, back = (carriage(replace(info["style"], arm_swing_centre=np.deg2rad(c)))
                      for c in (-2.0, -12.0))
@@ -673,8 +678,6 @@ def test_soft_knees_bend_standing_legs_only(synth):
     hips by half of it; same clip otherwise), leave a gait's legs and a seated frame's as
     they were, and the per-clip draws span SOFT_KNEES_DEG."""
     from dataclasses import replace
-    from lib.data.synthetic import skeleton
-    from lib.data.synthetic.calibration import joint_statistics
     info = synth.subject(5)
 
     def run(action, bend_deg):
@@ -682,10 +685,7 @@ def test_soft_knees_bend_standing_legs_only(synth):
         return motion.action_tracks(action, 100, info["rest"], np.random.default_rng(3), style)
 
     def knee_median(tr):
-        points = skeleton.forward_kinematics(info["skeleton"],
-                                             motion.compose_rotations(tr, info["rest"]))
-        st = joint_statistics(points[:, :17] * 1000.0)
-        return np.median(np.concatenate([st["knee_flexion_left"], st["knee_flexion_right"]]))
+        return _both_sides_median(info, tr, "knee_flexion")
 
     straight, soft = run("Directions", 0.0), run("Directions", 12.0)
     assert knee_median(soft) - knee_median(straight) == pytest.approx(12.0, abs=2.0)
