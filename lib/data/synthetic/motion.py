@@ -89,8 +89,9 @@ ARM_SWING_CENTRE_DEG = (-12.0, -2.0)
 # Per-clip range (deg) of Style.soft_knees: how far a standing clip holds the knees bent beyond
 # the 4 deg of quiet standing (version 9), the hips bent by half as much so that thigh and
 # shank lean alike and the feet stay flat. People stand on anything from locked to soft knees;
-# up to version 8 every standing clip held 4 deg (p90 of 10-20 deg per standing action, weight
-# shifts included), which taught the models that a leg seen nearly straight in 2D is straight.
+# up to version 8 every standing clip held 4 deg (the standing actions' knees: median 5-6 deg,
+# 90th percentile 5-13, weight shifts included), which taught the models that a leg seen nearly
+# straight in 2D is straight.
 SOFT_KNEES_DEG = (0.0, 15.0)
 _SCALAR_TRACKS = ("pelvis_tilt", "pelvis_list", "spine_flex", "spine_lat", "spine_twist",
                   "neck_flex", "neck_twist", "head_flex", "head_lat")
