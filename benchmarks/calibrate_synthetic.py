@@ -6,7 +6,8 @@
 real clips are converted to H36M-17 world joints at 50 fps as ``data/import_mocap.py`` does;
 the synthetic clips are generated in memory (nothing written but the report). The report
 (``--out``/report.md, plus PNG histograms) gives joint-angle ranges and distributions,
-bone-length ratios, root height, trunk tilt and twist, root speed, and the pose coverage: the
+bone-length ratios, root height, trunk tilt and twist, root speed, where the pelvis and the
+centre of mass stand over the feet (standing and walking frames), and the pose coverage: the
 share of real frames whose root-relative, heading-free, scale-normalised pose lies within
 40/60/80 mm (mean per joint, RMS nearest neighbour) of a synthetic pose.
 """
@@ -73,6 +74,22 @@ def write_report(real: dict, synth: dict, out: Path, title_extra: str = "") -> d
         c, d = np.percentile(ss[k], [0.5, 99.5])
         ranges[k] = cal.range_coverage(rs[k], ss[k])
         lines.append(f"| {k} | {a:.2f} .. {b:.2f} | {c:.2f} .. {d:.2f} | {ranges[k]:.0%} |")
+    lines += ["", "## Where the body stands over its feet", "",
+              "Pelvis and centre of mass (Dempster's segment masses) ahead of the ankles' "
+              "midpoint, mm along the facing direction: median [10th, 90th percentile] of the "
+              "standing frames (knees and trunk within 20 deg of straight, pelvis slower than "
+              "0.3 m/s) and the walking frames (faster than 0.6 m/s).", "",
+              "| activity | source | frames | pelvis ahead | centre of mass ahead |",
+              "|---|---|---|---|---|"]
+    balance = {f"CMU {s}": cal.balance_by_activity(c) for s, c in real.items()}
+    balance["synthetic"] = cal.balance_by_activity([c for clips in synth.values() for c in clips])
+    q = lambda a: (f"{np.median(a):.0f} [{np.percentile(a, 10):.0f}, {np.percentile(a, 90):.0f}]"
+                   if len(a) else "–")
+    for activity in ("standing", "walking"):
+        for src, b in balance.items():
+            d = b[activity]
+            lines.append(f"| {activity} | {src} | {len(d['com_ahead_of_ankles'])} | "
+                         f"{q(d['pelvis_ahead_of_ankles'])} | {q(d['com_ahead_of_ankles'])} |")
     lines += ["", "## Proportions (median bone length, mm)", "",
               "| bone | " + " | ".join(f"CMU {s}" for s in real) + " | synthetic min .. max |",
               "|---|" + "---|" * (len(real) + 1)]

@@ -604,6 +604,42 @@ def test_head_carriage_and_spine_flexion_by_hand():
     assert joint_statistics(x)["head_carriage"][0] == pytest.approx(-10.0)
 
 
+def test_balance_statistics_by_hand():
+    """pelvis / centre of mass ahead of the ankles: an upright body facing -y (left hip at +x)
+    with everything above the knees moved 100 mm forward, the knees 50 mm, the ankles not.
+    Dempster's fractions (Winter's table): 67.8 % of the mass above the hips moves 100 mm, the
+    thighs (2 x 10 %, centre 43.3 % of the way down) 100 - 0.433 * 50 mm, the shanks (2 x 4.65 %)
+    50 - 0.433 * 50 mm, the feet (2 x 1.45 %, at the ankles) not: 86.107 mm. Turning the body
+    about the vertical changes neither number; a symmetric body's centre is on its midline."""
+    from lib.data.synthetic.calibration import J, centre_of_mass, joint_statistics
+    x = np.zeros((1, 17, 3))
+    for name, z in (("Pelvis", 1000.0), ("Torso", 1250.0), ("Neck", 1500.0), ("Nose", 1600.0),
+                    ("Head", 1700.0)):
+        x[0, J[name]] = [0.0, 0.0, z]
+    for side, sign in (("L", 1.0), ("R", -1.0)):
+        for joint, lateral, z in (("Hip", 100.0, 1000.0), ("Knee", 100.0, 550.0),
+                                  ("Ankle", 100.0, 100.0), ("Shoulder", 200.0, 1450.0),
+                                  ("Elbow", 220.0, 1150.0), ("Wrist", 230.0, 900.0)):
+            x[0, J[f"{side}_{joint}"]] = [sign * lateral, 0.0, z]
+    assert centre_of_mass(x)[0, 0] == pytest.approx(0.0, abs=1e-9)
+    st = joint_statistics(x)
+    assert st["pelvis_ahead_of_ankles"][0] == pytest.approx(0.0, abs=1e-9)
+    assert st["com_ahead_of_ankles"][0] == pytest.approx(0.0, abs=1e-9)
+    legs = {J[f"{s}_{j}"] for s in "LR" for j in ("Knee", "Ankle")}
+    upper = [i for i in range(17) if i not in legs]
+    x[0, upper, 1] -= 100.0                            # forward is -y
+    x[0, [J["L_Knee"], J["R_Knee"]], 1] -= 50.0
+    expected = 67.8 + 0.2 * (100 - 0.433 * 50) + 0.093 * (50 - 0.433 * 50)
+    st = joint_statistics(x)
+    assert st["pelvis_ahead_of_ankles"][0] == pytest.approx(100.0)
+    assert st["com_ahead_of_ankles"][0] == pytest.approx(expected)
+    assert expected == pytest.approx(86.107, abs=1e-3)
+    c, s = np.cos(2.0), np.sin(2.0)
+    turned = joint_statistics(x @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T)
+    assert turned["pelvis_ahead_of_ankles"][0] == pytest.approx(100.0)
+    assert turned["com_ahead_of_ankles"][0] == pytest.approx(expected)
+
+
 def test_stance_width_varies_and_walking_feet_converge(synth):
     """Standing clips differ in stance width (feet nearly together to wide apart), and a walking
     subject's knees and ankles stay inside the hip line, as real gait's 5-20 cm step width puts

@@ -64,6 +64,28 @@ def coverage(real: np.ndarray, synthetic: np.ndarray, thresholds_mm=(40.0, 60.0,
             "fraction_within": {float(t): float((rms <= t).mean()) for t in thresholds_mm}}
 
 
+# Segment mass fractions and centre-of-mass positions (fraction of the way from the proximal
+# joint), after Dempster's cadaver data as Winter tabulates it ("Biomechanics and Motor Control
+# of Human Movement"). The foot's mass sits at the ankle and the hand's at the wrist: H36M-17
+# has no toe or finger joint. (segment, proximal joint, distal joint, mass, COM position)
+SEGMENT_MASSES = (("trunk", "Pelvis", "Neck", 0.497, 0.5), ("head", "Neck", "Head", 0.081, 0.5),
+                  *((f"{s}_{part}", f"{s}_{a}", f"{s}_{b}", m, c) for s in ("L", "R")
+                    for part, a, b, m, c in (("upper_arm", "Shoulder", "Elbow", 0.028, 0.436),
+                                             ("forearm", "Elbow", "Wrist", 0.016, 0.430),
+                                             ("hand", "Wrist", "Wrist", 0.006, 0.0),
+                                             ("thigh", "Hip", "Knee", 0.100, 0.433),
+                                             ("shank", "Knee", "Ankle", 0.0465, 0.433),
+                                             ("foot", "Ankle", "Ankle", 0.0145, 0.0))))
+
+
+def centre_of_mass(joints: np.ndarray) -> np.ndarray:
+    """(N, 3) whole-body centre of mass estimated from the joints with ``SEGMENT_MASSES``."""
+    x = np.asarray(joints, np.float64)
+    com = sum(m * (x[:, J[a]] + c * (x[:, J[b]] - x[:, J[a]]))
+              for _, a, b, m, c in SEGMENT_MASSES)
+    return com / sum(seg[3] for seg in SEGMENT_MASSES)
+
+
 def _angle(u, v):
     cos = (u * v).sum(-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1) + 1e-9)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
@@ -121,6 +143,14 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
     shoulders = x[:, J["L_Shoulder"]] - x[:, J["R_Shoulder"]]
     yaw = lambda v: np.arctan2(v[:, 1], v[:, 0])
     out["trunk_twist"] = np.degrees(np.angle(np.exp(1j * (yaw(shoulders) - yaw(hips)))))
+    # where the body stands over its feet: how far the pelvis and the centre of mass are ahead
+    # of the ankles' midpoint, mm along the horizontal facing direction (hips x up). Standing
+    # people keep the centre of mass over the midfoot, a few centimetres ahead of the ankles
+    flat = hips * np.array([1.0, 1.0, 0.0])
+    facing = np.cross(flat / np.maximum(np.linalg.norm(flat, axis=-1, keepdims=True), 1e-9), up)
+    ankles = 0.5 * (x[:, J["L_Ankle"]] + x[:, J["R_Ankle"]])
+    out["pelvis_ahead_of_ankles"] = ((x[:, J["Pelvis"]] - ankles) * facing).sum(-1)
+    out["com_ahead_of_ankles"] = ((centre_of_mass(x) - ankles) * facing).sum(-1)
     legs = bone_lengths(x)[:, [1, 2]].sum(1)          # right thigh + shank
     foot = np.minimum(x[:, J["L_Ankle"], 2], x[:, J["R_Ankle"], 2])
     out["root_height"] = (x[:, 0, 2] - foot) / legs    # pelvis over the lower ankle, in legs
@@ -131,6 +161,31 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
         v = v[keep]
     out["root_speed"] = v
     return out
+
+
+BALANCE_STATISTICS = ("pelvis_ahead_of_ankles", "com_ahead_of_ankles")
+
+
+def balance_by_activity(clips: List[np.ndarray], fps: float = FPS) -> Dict[str, Dict[str, np.ndarray]]:
+    """``BALANCE_STATISTICS`` of the standing and the walking frames of ``clips``.
+
+    Standing: both knees bent less than 20 deg, the trunk tilted less than 20 deg, the pelvis
+    moving slower than 0.3 m/s; walking: faster than 0.6 m/s. Over all frames the two would mix
+    with sitting and bending, whose centre of mass sits elsewhere over the feet.
+    """
+    out = {"standing": {k: [] for k in BALANCE_STATISTICS},
+           "walking": {k: [] for k in BALANCE_STATISTICS}}
+    for clip in clips:
+        st = joint_statistics(clip, fps)
+        v = root_speed(clip, fps)
+        v = np.r_[v, v[-1:]] if len(v) else np.zeros(len(clip))
+        masks = {"standing": ((st["knee_flexion_left"] < 20) & (st["knee_flexion_right"] < 20)
+                              & (st["trunk_tilt"] < 20) & (v < 0.3)),
+                 "walking": v > 0.6}
+        for activity, m in masks.items():
+            for k in BALANCE_STATISTICS:
+                out[activity][k].append(st[k][m])
+    return {a: {k: np.concatenate(v) for k, v in d.items()} for a, d in out.items()}
 
 
 def proportions(joints: np.ndarray) -> Dict[str, float]:
