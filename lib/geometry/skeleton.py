@@ -103,6 +103,15 @@ _KEEP = {("h36m32", "h36m17"): KEEP_32_TO_17,
          ("h36m32", "h36m16"): KEEP_32_TO_16}
 
 
+def facing_direction(joints17: np.ndarray) -> np.ndarray:
+    """(N, 3) unit horizontal direction that H36M17 poses (N, 17, 3) in a z-up world face:
+    the hip line (right hip -> left hip) x up. Zero where the hip line is vertical."""
+    x = np.asarray(joints17, np.float64)
+    left = x[:, H36M17.joint_names.index("L_Hip")] - x[:, H36M17.joint_names.index("R_Hip")]
+    forward = np.cross(left, [0.0, 0.0, 1.0])
+    return forward / np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-9)
+
+
 def reduce_parents(parents, keep, reattach_to=None):
     """Parents of the kept joints, re-attaching children of dropped joints upwards.
 

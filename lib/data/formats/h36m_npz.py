@@ -52,7 +52,7 @@ from lib.fileio import atomic_write
 from lib.geometry.camera import Camera, h36m_cameras
 from lib.geometry.h36m_calibration import EXTRINSICS
 from lib.geometry.skeleton import (H36M17, H36M32, KEEP_32_TO_17, LIFTING_JOINT_SETS,
-                                   SKELETONS, convert_joints)
+                                   SKELETONS, convert_joints, facing_direction)
 
 LOG = logging.getLogger("pose.data.h36m_npz")
 
@@ -186,9 +186,7 @@ def expand_17_to_32(joints17: np.ndarray) -> np.ndarray:
     n17 = {name: j[:, i] for i, name in enumerate(H36M17.joint_names)}
     out = np.zeros((len(j), H36M32.num_joints, 3))
     out[:, list(KEEP_32_TO_17)] = j
-    left_right = n17["L_Hip"] - n17["R_Hip"]
-    forward = np.cross(left_right, [0.0, 0.0, 1.0])
-    forward /= np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-9)
+    forward = facing_direction(j)
     down = np.array([0.0, 0.0, -TOE_DROP_MM])
     for ankle, toe, site in (("R_Ankle", 4, 5), ("L_Ankle", 9, 10)):
         out[:, toe] = n17[ankle] + TOE_MM * forward + down

@@ -12,7 +12,8 @@ from typing import Dict, List
 import numpy as np
 
 from lib.errors import PoseError
-from lib.geometry.skeleton import ACTIONS, ALL_SUBJECTS, H36M17, KEEP_32_TO_17
+from lib.geometry.skeleton import (ACTIONS, ALL_SUBJECTS, H36M17, KEEP_32_TO_17,
+                                   facing_direction)
 
 J = {name: i for i, name in enumerate(H36M17.joint_names)}
 FPS = 50.0
@@ -146,8 +147,7 @@ def joint_statistics(joints: np.ndarray, fps: float = FPS, clip_starts=None) -> 
     # where the body stands over its feet: how far the pelvis and the centre of mass are ahead
     # of the ankles' midpoint, mm along the horizontal facing direction (hips x up). Standing
     # people keep the centre of mass over the midfoot, a few centimetres ahead of the ankles
-    flat = hips * np.array([1.0, 1.0, 0.0])
-    facing = np.cross(flat / np.maximum(np.linalg.norm(flat, axis=-1, keepdims=True), 1e-9), up)
+    facing = facing_direction(x)
     ankles = 0.5 * (x[:, J["L_Ankle"]] + x[:, J["R_Ankle"]])
     out["pelvis_ahead_of_ankles"] = ((x[:, J["Pelvis"]] - ankles) * facing).sum(-1)
     out["com_ahead_of_ankles"] = ((centre_of_mass(x) - ankles) * facing).sum(-1)
