@@ -177,10 +177,12 @@ def test_transfer_suite_budgets_per_model(tmp_path, capsys):
     and the command line refuses a model it does not know or a budget below one step."""
     from benchmarks.transfer_suite import MODELS, _budget_opts, main
     steps = {m.name: m.steps for m in MODELS}
-    assert steps == {"HGN": 3000, "GraphSH": 3000, "SemGCN": 30000, "Martinez": 30000}
-    opts = _pairs(_budget_opts(steps["SemGCN"], 64))
+    assert steps == {"HGN": 3000, "GraphSH": 3000, "SemGCN": 60000, "Martinez": 30000}
+    opts = _pairs(_budget_opts(steps["Martinez"], 64))
     assert (opts["TRAIN.epochs"], opts["TRAIN.max_steps_per_epoch"]) == ("300", "100")
     assert opts["TRAIN.lr_step"] == "[15000,22500,27000]"
+    opts = _pairs(_budget_opts(steps["SemGCN"], 64))
+    assert (opts["TRAIN.epochs"], opts["TRAIN.lr_step"]) == ("600", "[30000,45000,54000]")
     for bad in (["--only", "SemGCNN"], ["--steps", "0"], ["--first-seed", "-1"]):
         with pytest.raises(SystemExit):
             main(["--mocap", str(tmp_path), *bad])
