@@ -60,7 +60,7 @@ class TransferModel(NamedTuple):
 # Martinez gets 30,000 steps, about what HGN's 3000 cost it (15 min per run against HGN's
 # 15-17 on 2 CPU threads). SemGCN's validation error was still falling by a quarter over the
 # second half of 30,000 steps (74 -> 56 mm on the synthetic validation split), so it gets
-# 60,000 (25 min per run).
+# 60,000 (28 min per run).
 # GraphSH (3 min per run at 3000 steps) passes both targets there.
 MODELS = (
     TransferModel("HGN", "HGN_synthetic_train.yml", [], 3000),
